@@ -1,0 +1,128 @@
+"""The workstation's settings: one model read from a TOML file and ``TRACTION_*`` variables.
+
+Environment variables override the file (``TRACTION_DATABASE_URL``, ``TRACTION_BIND_PORT``, ...), so a
+service manager can point one installed file at another database. Everything is checked at start-up,
+and every error names the setting, where it came from, and the rule.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import platformdirs
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from devices.errors import ConfigError
+from devices.units import ForceUnit
+from devices.urls import parse_table_url
+
+ENV_PREFIX = "TRACTION_"
+
+
+class TableSetting(BaseModel):
+    """One table wired to this workstation."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=40, pattern=r"^[A-Za-z0-9_.-]+$")
+    url: str
+
+    @field_validator("url")
+    @classmethod
+    def _url_parses(cls, value: str) -> str:
+        try:
+            parse_table_url(value)
+        except ConfigError as exc:
+            raise ValueError(exc.message) from None
+        return value
+
+
+def _default_data_dir() -> Path:
+    return Path(platformdirs.user_data_dir("traction", appauthor=False))
+
+
+class Settings(BaseSettings):
+    """Everything a workstation needs to know; the defaults run one simulated table on SQLite."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, extra="forbid", env_nested_delimiter="__"
+    )
+
+    data_dir: Path = Field(default_factory=_default_data_dir)
+    database_url: str | None = Field(
+        default=None, description="SQLAlchemy URL; empty means SQLite in data_dir/traction.db"
+    )
+    display_unit: ForceUnit = ForceUnit.LBF
+    workstation: str = Field(default_factory=socket.gethostname, min_length=1)
+    bind_host: str = "127.0.0.1"
+    bind_port: int = Field(default=8750, ge=1, le=65535)
+    tables: list[TableSetting] = Field(
+        default_factory=lambda: [TableSetting(name="table-1", url="sim://lumbar")]
+    )
+    token_ttl_hours: float = Field(default=12.0, gt=0, le=24 * 90)
+    place_of_service: str = Field(default="11", pattern=r"^\d{2}$")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Environment beats the file (the file arrives as init values); nothing else is read.
+        return (env_settings, init_settings)
+
+    @property
+    def effective_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.data_dir / 'traction.db'}"
+
+    @property
+    def export_dir(self) -> Path:
+        return self.data_dir / "exports"
+
+    def table(self, name: str) -> TableSetting:
+        for table in self.tables:
+            if table.name == name:
+                return table
+        known = ", ".join(t.name for t in self.tables) or "none"
+        raise ConfigError("tables", f"no table named {name!r}; configured tables: {known}")
+
+
+def _describe(error: dict[str, Any], source: str) -> str:
+    field = ".".join(str(part) for part in error["loc"])
+    env_name = ENV_PREFIX + field.upper().replace(".", "__")
+    origin = f"{env_name}" if env_name in os.environ else source
+    if error["type"] == "extra_forbidden":
+        return f"setting {field!r} ({origin}): unknown setting; see configs/traction.example.toml"
+    return f"setting {field!r} ({origin}): {error['msg']} (got {error.get('input')!r})"
+
+
+def load_settings(path: Path | None = None) -> Settings:
+    """Read settings from ``path`` (or ``TRACTION_CONFIG``), then the environment.
+
+    Raises ConfigError listing every bad setting.
+    """
+    if path is None and os.environ.get(ENV_PREFIX + "CONFIG"):
+        path = Path(os.environ[ENV_PREFIX + "CONFIG"])
+    data: dict[str, Any] = {}
+    source = "default"
+    if path is not None:
+        source = str(path)
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(str(path), "settings file not found") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(str(path), f"not valid TOML: {exc}") from None
+    try:
+        return Settings(**data)
+    except ValidationError as exc:
+        lines = [_describe(dict(e), source) for e in exc.errors()]
+        raise ConfigError("settings", "\n  " + "\n  ".join(lines)) from None
