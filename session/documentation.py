@@ -1,0 +1,497 @@
+"""The 97012 documentation model: everything a reviewer needs, built from what the table did.
+
+One model feeds every renderer (JSON, CSV billing lines, PDF, FHIR, X12) and the billing-readiness
+checks, so they cannot disagree. The builder is pure: it takes the session facts, the settings
+snapshot, the events and a sample *iterator* (statistics are streamed, samples are never all held in
+memory), so it is tested without a database. Forces are stated in the clinic's unit, and every
+number that has a unit says which.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable, Mapping
+from datetime import date, datetime
+from typing import Any, Final, Literal, Protocol
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from devices.errors import ConfigError
+from devices.records import EventKind, Outcome, Phase
+from devices.units import ForceUnit, from_newtons
+
+SCHEMA_VERSION: Final = "1"
+CPT_TRACTION: Final = "97012"
+
+
+class Region(enum.StrEnum):
+    CERVICAL = "cervical"
+    LUMBAR = "lumbar"
+
+
+class TractionType(enum.StrEnum):
+    STATIC = "static"
+    INTERMITTENT = "intermittent"
+
+
+class Discipline(enum.StrEnum):
+    """The treating clinician's discipline; it picks the therapy modifier (GP, GO, GN)."""
+
+    PT = "PT"
+    OT = "OT"
+    SLP = "SLP"
+    DC = "DC"  # chiropractor
+
+
+class Supervision(enum.StrEnum):
+    """97012 is a supervised modality: a qualified professional in the facility suffices."""
+
+    IN_ROOM = "in_room"
+    IN_FACILITY = "in_facility"
+    NOT_PRESENT = "not_present"
+
+
+class AbnStatus(enum.StrEnum):
+    """Advance Beneficiary Notice: whether the clinic expects a denial, and whether one was signed."""
+
+    NOT_REQUIRED = "not_required"  # no denial expected
+    SIGNED = "signed"  # denial expected, patient signed an ABN -> GA
+    NOT_SIGNED = "not_signed"  # denial expected, no signed ABN -> GZ
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", use_enum_values=False)
+
+
+class Clinician(_Frozen):
+    name: str = Field(min_length=1, description="Full name as signed")
+    credentials: str = Field(description="e.g. PT, DPT, PTA, OTR/L, DC")
+    discipline: Discipline
+    npi: str | None = Field(
+        default=None, pattern=r"^\d{10}$", description="National Provider Identifier"
+    )
+
+
+class DeviceInfo(_Frozen):
+    manufacturer: str
+    model: str
+    serial: str
+    firmware: str
+    table: str = Field(description="The workstation's name for the table")
+
+
+class PlanOfCare(_Frozen):
+    discipline: Discipline = Field(
+        description="The plan's discipline; the therapy modifier follows it"
+    )
+    goals: str = Field(min_length=1, description="Goals traction serves")
+    certified_until: date | None = None
+
+
+class Signature(_Frozen):
+    name: str
+    credentials: str
+    signed_at: datetime
+
+
+class Amendment(_Frozen):
+    """An append-only correction or addendum; the original record is never changed."""
+
+    at: datetime
+    by: str
+    field: str
+    reason: str
+    value: str = ""
+
+
+class Seal(_Frozen):
+    algorithm: str = Field(description="Digest algorithm, e.g. sha256")
+    digest: str = Field(description="Digest over the settings snapshot and samples")
+    verified: bool = Field(description="The digest recomputed from the stored record matches")
+
+
+class Prescribed(_Frozen):
+    """The prescription as set on the table, in ``force_unit``."""
+
+    force_unit: ForceUnit
+    hold_force: float = Field(ge=0, description="Hold (maximum) force, in force_unit")
+    rest_force: float | None = Field(
+        default=None, ge=0, description="Rest (base) force, in force_unit"
+    )
+    hold_s: float | None = Field(default=None, ge=0)
+    rest_s: float | None = Field(default=None, ge=0)
+    progression_steps: int = Field(default=0, ge=0)
+    regression_steps: int = Field(default=0, ge=0)
+    ramp_per_s: float | None = Field(
+        default=None, ge=0, description="Ramp rate, force_unit per second"
+    )
+    total_minutes: float | None = Field(default=None, ge=0)
+    angle_deg: float | None = None
+    position: str | None = Field(
+        default=None, description="Patient position, e.g. supine, hips and knees flexed"
+    )
+
+
+class Occurrence(_Frozen):
+    """An event during treatment, at seconds from the start of the session."""
+
+    at_s: float
+    kind: str = Field(
+        description="Event kind: trip, stop_switch, fault, link_lost, pause, settings_changed, ..."
+    )
+    reason: str
+
+
+class Delivered(_Frozen):
+    """What the table really did, computed from every recorded sample."""
+
+    force_unit: ForceUnit
+    elapsed_minutes: float = Field(ge=0, description="First to last sample")
+    treatment_minutes: float = Field(ge=0, description="Elapsed minus paused time")
+    paused_s: float = Field(ge=0)
+    time_at_target_s: float = Field(
+        ge=0, description="Hold time with measured force within tolerance of target"
+    )
+    target_tolerance: float = Field(
+        ge=0, description="The tolerance used for time at target, in force_unit"
+    )
+    peak_hold_force: float | None = Field(
+        default=None, description="Highest measured force in hold"
+    )
+    mean_hold_force: float | None = Field(default=None, description="Mean measured force in hold")
+    cycles: int = Field(ge=0, description="Hold phases entered")
+    sample_count: int = Field(ge=0)
+    interruptions: tuple[Occurrence, ...] = ()
+    settings_changes: tuple[Occurrence, ...] = ()
+
+
+class Documentation(_Frozen):
+    """One treated session, documented for CPT 97012 (schema ``documentation-v1``)."""
+
+    schema_version: Literal["1"] = SCHEMA_VERSION
+    cpt_code: Literal["97012"] = CPT_TRACTION
+    session_id: str
+    patient_ref: str = Field(min_length=1, description="Clinic patient reference, not a name")
+    date_of_service: date
+    started_at: datetime
+    ended_at: datetime | None
+    treating: Clinician
+    supervising: Clinician | None = None
+    supervision: Supervision
+    device: DeviceInfo
+    traction_type: TractionType
+    regions: tuple[Region, ...] = Field(min_length=1)
+    decompression: bool = Field(
+        default=False, description="Vertebral axial decompression rather than traction"
+    )
+    prescribed: Prescribed
+    delivered: Delivered
+    diagnoses: tuple[str, ...] = Field(default=(), description="ICD-10-CM, primary first")
+    medical_necessity: str | None = Field(
+        default=None, description="How traction serves the plan-of-care goals"
+    )
+    plan_of_care: PlanOfCare | None = None
+    patient_response: str | None = Field(default=None, description="Response and tolerance")
+    signature: Signature | None = None
+    abn: AbnStatus = AbnStatus.NOT_REQUIRED
+    payer: str | None = Field(default=None, description="Key of the payer in configs/payers.toml")
+    prior_active_care_weeks: int | None = Field(
+        default=None, ge=0, description="Weeks of failed active care before traction"
+    )
+    same_day_codes: tuple[str, ...] = Field(
+        default=(), description="Other CPT codes billed on the visit (for NCCI pairs)"
+    )
+    distinct_modifier: Literal["XE", "XS", "XP", "XU"] | None = Field(
+        default=None,
+        description="The documented reason 97012 is distinct from a same-day code, if any",
+    )
+    visit_timed_minutes: float | None = Field(
+        default=None, ge=0, description="Total timed-code minutes of the visit"
+    )
+    visit_treatment_minutes: float | None = Field(
+        default=None, ge=0, description="Total treatment minutes of the visit"
+    )
+    place_of_service: str = Field(default="11", pattern=r"^\d{2}$")
+    amendments: tuple[Amendment, ...] = ()
+    seal: Seal | None = None
+    outcome: Outcome
+    outcome_reason: str = ""
+
+
+class ClinicalRecord(_Frozen):
+    """What the clinicians enter about a session (the table cannot know it)."""
+
+    treating: Clinician
+    supervising: Clinician | None = None
+    supervision: Supervision = Supervision.IN_FACILITY
+    diagnoses: tuple[str, ...] = ()
+    medical_necessity: str | None = None
+    plan_of_care: PlanOfCare | None = None
+    patient_response: str | None = None
+    signature: Signature | None = None
+    abn: AbnStatus = AbnStatus.NOT_REQUIRED
+    payer: str | None = None
+    prior_active_care_weeks: int | None = None
+    same_day_codes: tuple[str, ...] = ()
+    distinct_modifier: Literal["XE", "XS", "XP", "XU"] | None = None
+    visit_timed_minutes: float | None = None
+    visit_treatment_minutes: float | None = None
+    position: str | None = None
+    angle_deg: float | None = None
+    decompression: bool = False
+
+
+class SessionFacts(_Frozen):
+    """The stored session row, in plain values."""
+
+    session_id: str
+    patient_ref: str
+    regions: tuple[Region, ...]
+    started_at: datetime
+    ended_at: datetime | None
+    outcome: Outcome
+    outcome_reason: str = ""
+    place_of_service: str = "11"
+    amendments: tuple[Amendment, ...] = ()
+    seal: Seal | None = None
+
+
+class SampleLike(Protocol):
+    """What the statistics need from a sample (``devices.records.Sample`` or a stored row)."""
+
+    @property
+    def t(self) -> float: ...
+    @property
+    def target_n(self) -> float: ...
+    @property
+    def measured_n(self) -> float: ...
+    @property
+    def phase(self) -> Phase | str: ...
+
+
+class EventLike(Protocol):
+    @property
+    def t(self) -> float: ...
+    @property
+    def kind(self) -> EventKind | str: ...
+    @property
+    def reason(self) -> str: ...
+
+
+INTERRUPTING = frozenset(
+    {
+        EventKind.TRIP,
+        EventKind.STOP_SWITCH,
+        EventKind.FAULT,
+        EventKind.LINK_LOST,
+        EventKind.PAUSE,
+        EventKind.STOP_REQUESTED,
+    }
+)
+MAX_CREDITED_GAP_S = 1.0  # a gap in readings longer than this is not credited as time at target
+
+
+class DeliveredStats:
+    """Streams samples once and accumulates what was delivered; memory does not grow with samples."""
+
+    def __init__(self, tolerance_n: float) -> None:
+        self.tolerance_n = tolerance_n
+        self.count = 0
+        self.first_t: float | None = None
+        self.last_t: float | None = None
+        self.paused_s = 0.0
+        self.at_target_s = 0.0
+        self.peak_hold_n: float | None = None
+        self._hold_sum = 0.0
+        self._hold_n = 0
+        self.cycles = 0
+        self._last_active: str | None = None  # last phase that is not "paused"
+
+    def add(self, t: float, target_n: float, measured_n: float, phase: str) -> None:
+        dt = 0.0 if self.last_t is None else max(0.0, t - self.last_t)
+        if self.first_t is None:
+            self.first_t = t
+        self.last_t = t
+        self.count += 1
+        if phase == Phase.PAUSED:
+            self.paused_s += dt
+            return
+        if phase == Phase.HOLD:
+            if self._last_active != Phase.HOLD:
+                self.cycles += 1
+            if abs(measured_n - target_n) <= self.tolerance_n:
+                self.at_target_s += min(dt, MAX_CREDITED_GAP_S)
+            self.peak_hold_n = (
+                measured_n if self.peak_hold_n is None else max(self.peak_hold_n, measured_n)
+            )
+            self._hold_sum += measured_n
+            self._hold_n += 1
+        self._last_active = phase
+
+    @property
+    def mean_hold_n(self) -> float | None:
+        return self._hold_sum / self._hold_n if self._hold_n else None
+
+    @property
+    def elapsed_s(self) -> float:
+        if self.first_t is None or self.last_t is None:
+            return 0.0
+        return self.last_t - self.first_t
+
+
+_ALIASES: dict[str, tuple[str, ...]] = {
+    "mode": ("mode", "kind", "type"),
+    "hold_n": ("hold_force_n", "target_n", "target_force_n", "max_force_n"),
+    "rest_n": ("rest_force_n", "rest_n", "base_force_n"),
+    "hold_s": ("hold_s",),
+    "rest_s": ("rest_s",),
+    "total_s": ("duration_s", "total_s"),
+    "progression": ("progression_steps", "steps_up"),
+    "regression": ("regression_steps", "steps_down"),
+    "ramp": ("ramp_n_per_s", "ramp_rate_n_per_s"),
+    "angle": ("angle_deg",),
+    "position": ("position",),
+}
+
+
+def _pick(profile: Mapping[str, Any], name: str) -> Any:
+    for key in _ALIASES[name]:
+        if profile.get(key) is not None:
+            return profile[key]
+    return None
+
+
+def _traction_type(profile: Mapping[str, Any]) -> TractionType:
+    mode = str(_pick(profile, "mode") or "").lower()
+    if mode in ("intermittent",):
+        return TractionType.INTERMITTENT
+    if mode in ("static", "continuous", "sustained"):
+        return TractionType.STATIC
+    raise ConfigError(
+        "settings snapshot: profile.mode",
+        f"{mode!r} is not a traction mode; expected continuous/static or intermittent",
+    )
+
+
+def _prescribed(
+    profile: Mapping[str, Any], clinical: ClinicalRecord, unit: ForceUnit
+) -> Prescribed:
+    hold_n = _pick(profile, "hold_n")
+    if not isinstance(hold_n, int | float):
+        raise ConfigError(
+            "settings snapshot: profile",
+            f"has no hold force in newtons (one of {_ALIASES['hold_n']})",
+        )
+
+    def force(v: Any) -> float | None:
+        return None if v is None else round(from_newtons(float(v), unit), 2)
+
+    total_s = _pick(profile, "total_s")
+    angle = clinical.angle_deg if clinical.angle_deg is not None else _pick(profile, "angle")
+    return Prescribed(
+        force_unit=unit,
+        hold_force=round(from_newtons(float(hold_n), unit), 2),
+        rest_force=force(_pick(profile, "rest_n")),
+        hold_s=_pick(profile, "hold_s"),
+        rest_s=_pick(profile, "rest_s"),
+        progression_steps=int(_pick(profile, "progression") or 0),
+        regression_steps=int(_pick(profile, "regression") or 0),
+        ramp_per_s=force(_pick(profile, "ramp")),
+        total_minutes=None if total_s is None else round(float(total_s) / 60.0, 2),
+        angle_deg=angle,
+        position=clinical.position or _pick(profile, "position"),
+    )
+
+
+def _device(snapshot: Mapping[str, Any]) -> DeviceInfo:
+    device = snapshot.get("device") or {}
+    return DeviceInfo(
+        manufacturer=str(device.get("manufacturer") or device.get("vendor") or ""),
+        model=str(device.get("model") or ""),
+        serial=str(device.get("serial") or ""),
+        firmware=str(device.get("firmware") or ""),
+        table=str(snapshot.get("table") or ""),
+    )
+
+
+def target_tolerance_n(hold_n: float) -> float:
+    """Within 10% of the hold force, and never tighter than 5 N (about 1 lbf of load-cell noise)."""
+    return max(5.0, 0.10 * hold_n)
+
+
+def document_session(
+    facts: SessionFacts,
+    snapshot: Mapping[str, Any],
+    events: Iterable[EventLike],
+    samples: Iterable[SampleLike],
+    clinical: ClinicalRecord,
+    unit: ForceUnit = ForceUnit.LBF,
+) -> Documentation:
+    """Build the documentation from plain inputs. ``snapshot`` is ``Started.to_dict()``."""
+    profile = snapshot.get("profile") or {}
+    prescribed = _prescribed(profile, clinical, unit)
+    hold_n = float(_pick(profile, "hold_n"))
+    stats = DeliveredStats(target_tolerance_n(hold_n))
+    for s in samples:
+        stats.add(s.t, s.target_n, s.measured_n, str(s.phase))
+    t0 = snapshot.get("t")
+    origin = float(t0) if isinstance(t0, int | float) else (stats.first_t or 0.0)
+    interruptions: list[Occurrence] = []
+    changes: list[Occurrence] = []
+    for e in events:
+        occurrence = Occurrence(at_s=round(e.t - origin, 3), kind=str(e.kind), reason=e.reason)
+        if e.kind in INTERRUPTING:
+            interruptions.append(occurrence)
+        elif e.kind == EventKind.SETTINGS_CHANGED:
+            changes.append(occurrence)
+
+    def force(v: float | None) -> float | None:
+        return None if v is None else round(from_newtons(v, unit), 2)
+
+    delivered = Delivered(
+        force_unit=unit,
+        elapsed_minutes=round(stats.elapsed_s / 60.0, 2),
+        treatment_minutes=round(max(0.0, stats.elapsed_s - stats.paused_s) / 60.0, 2),
+        paused_s=round(stats.paused_s, 1),
+        time_at_target_s=round(stats.at_target_s, 1),
+        target_tolerance=round(from_newtons(stats.tolerance_n, unit), 2),
+        peak_hold_force=force(stats.peak_hold_n),
+        mean_hold_force=force(stats.mean_hold_n),
+        cycles=stats.cycles,
+        sample_count=stats.count,
+        interruptions=tuple(interruptions),
+        settings_changes=tuple(changes),
+    )
+    return Documentation(
+        session_id=facts.session_id,
+        patient_ref=facts.patient_ref,
+        date_of_service=facts.started_at.date(),
+        started_at=facts.started_at,
+        ended_at=facts.ended_at,
+        treating=clinical.treating,
+        supervising=clinical.supervising,
+        supervision=clinical.supervision,
+        device=_device(snapshot),
+        traction_type=_traction_type(profile),
+        regions=facts.regions,
+        decompression=clinical.decompression,
+        prescribed=prescribed,
+        delivered=delivered,
+        diagnoses=clinical.diagnoses,
+        medical_necessity=clinical.medical_necessity,
+        plan_of_care=clinical.plan_of_care,
+        patient_response=clinical.patient_response,
+        signature=clinical.signature,
+        abn=clinical.abn,
+        payer=clinical.payer,
+        prior_active_care_weeks=clinical.prior_active_care_weeks,
+        same_day_codes=clinical.same_day_codes,
+        distinct_modifier=clinical.distinct_modifier,
+        visit_timed_minutes=clinical.visit_timed_minutes,
+        visit_treatment_minutes=clinical.visit_treatment_minutes,
+        place_of_service=facts.place_of_service,
+        amendments=facts.amendments,
+        seal=facts.seal,
+        outcome=facts.outcome,
+        outcome_reason=facts.outcome_reason,
+    )
