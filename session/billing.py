@@ -170,7 +170,9 @@ def default_ncci_pairs() -> tuple[NcciPair, ...]:
 
 
 def _discipline(doc: Documentation) -> Discipline:
-    return doc.plan_of_care.discipline if doc.plan_of_care else doc.treating.discipline
+    if doc.plan_of_care and doc.plan_of_care.discipline:
+        return doc.plan_of_care.discipline
+    return doc.treating.discipline
 
 
 def _statutorily_excluded(doc: Documentation, payer: Payer) -> bool:
@@ -224,7 +226,7 @@ def _modifiers(
         if needs_kx:
             mods.append("KX")
         if payer.uses_abn and _expected_denial(doc, payer):
-            mods.append("GA" if doc.abn == AbnStatus.SIGNED else "GZ")
+            mods.append("GA" if doc.abn.abn_given else "GZ")
     return tuple(mods[:MAX_MODIFIERS])
 
 
@@ -470,16 +472,14 @@ def _check_payer(doc: Documentation, payer: Payer, pairs: Sequence[NcciPair]) ->
             Severity.BLOCKING,
             f"{payer.name} does not cover mechanical traction: do not bill, or bill the patient",
         )
-    if doc.plan_of_care and doc.treating.discipline not in (
-        doc.plan_of_care.discipline,
-        Discipline.DC,
-    ):
+    plan = doc.plan_of_care.discipline if doc.plan_of_care else None
+    if plan and doc.treating.discipline not in (plan, Discipline.DC):
         add(
             "MODIFIER_DISCIPLINE",
             Severity.BLOCKING,
-            f"the plan of care is {doc.plan_of_care.discipline.value} but {doc.treating.name} is "
+            f"the plan of care is {plan.value} but {doc.treating.name} is "
             f"{doc.treating.discipline.value}: the therapy modifier must match; have a "
-            f"{doc.plan_of_care.discipline.value} treat or correct the plan",
+            f"{plan.value} treat or correct the plan",
         )
     elif _therapy_modifier(doc, payer) is None:
         add(
@@ -495,7 +495,7 @@ def _check_payer(doc: Documentation, payer: Payer, pairs: Sequence[NcciPair]) ->
             f"therapy by a chiropractor is not a {payer.name} benefit: billed with GY for the "
             "denial; the patient is liable",
         )
-    if excluded and doc.abn == AbnStatus.NOT_SIGNED:
+    if excluded and doc.abn == AbnStatus.NOT_OBTAINED:
         add(
             "GY_WITH_GZ",
             Severity.WARNING,
@@ -512,16 +512,11 @@ def _check_payer(doc: Documentation, payer: Payer, pairs: Sequence[NcciPair]) ->
             f"{payer.decompression_code})"
             + (
                 ": obtain a signed ABN before billing the expected denial"
-                if payer.uses_abn and doc.abn != AbnStatus.SIGNED
+                if payer.uses_abn and not doc.abn.abn_given
                 else ": expect a denial; the patient is liable"
             ),
         )
-    if (
-        payer.uses_abn
-        and not excluded
-        and _expected_denial(doc, payer)
-        and doc.abn != AbnStatus.SIGNED
-    ):
+    if payer.uses_abn and not excluded and _expected_denial(doc, payer) and not doc.abn.abn_given:
         add(
             "ABN_GA_GZ",
             Severity.WARNING,

@@ -55,8 +55,14 @@ class AbnStatus(enum.StrEnum):
     """Advance Beneficiary Notice: whether the clinic expects a denial, and whether one was signed."""
 
     NOT_REQUIRED = "not_required"  # no denial expected
-    SIGNED = "signed"  # denial expected, patient signed an ABN -> GA
-    NOT_SIGNED = "not_signed"  # denial expected, no signed ABN -> GZ
+    SIGNED = "signed"  # denial expected, the patient signed an ABN -> GA
+    REFUSED = "refused"  # ABN given, the patient refused to sign and was treated -> GA
+    NOT_OBTAINED = "not_obtained"  # denial expected, no ABN given -> GZ
+
+    @property
+    def abn_given(self) -> bool:
+        """An ABN was delivered (signed or refused), which is what GA attests."""
+        return self in (AbnStatus.SIGNED, AbnStatus.REFUSED)
 
 
 class _Frozen(BaseModel):
