@@ -87,11 +87,14 @@ class DeviceInfo(_Frozen):
 
 
 class PlanOfCare(_Frozen):
-    discipline: Discipline = Field(
-        description="The plan's discipline; the therapy modifier follows it"
+    reference: str = Field(
+        min_length=1, description="The plan of care's reference in the clinic's EHR"
     )
-    goals: str = Field(min_length=1, description="Goals traction serves")
-    certified_until: date | None = None
+    discipline: Discipline | None = Field(
+        default=None,
+        description="The plan's discipline when known; the therapy modifier follows it",
+    )
+    goals: str | None = Field(default=None, description="Goals traction serves")
 
 
 class Signature(_Frozen):
