@@ -26,6 +26,7 @@ PT = Clinician(name="Dana Reyes", credentials="PT, DPT", discipline=Discipline.P
 SUPERVISOR = Clinician(
     name="Lee Park", credentials="PT, DPT", discipline=Discipline.PT, npi="1987654320"
 )
+GOOD_SEAL = Seal(algorithm="sha256", digest="ab" * 32, verified=True)
 HOLD_N = 40 * N_PER_LBF
 REST_N = 20 * N_PER_LBF
 
@@ -109,7 +110,7 @@ def make_doc(
     outcome: Outcome = Outcome.COMPLETED,
     events: tuple[Event, ...] = (),
     minutes: float = 16.0,
-    seal: Seal | None = Seal(algorithm="sha256", digest="ab" * 32, verified=True),
+    seal: Seal | None = GOOD_SEAL,
     **clinical_overrides: Any,
 ) -> Documentation:
     facts = SessionFacts(

@@ -1,0 +1,55 @@
+"""The documentation as JSON, validated against the published, versioned schema.
+
+The schema file ``session/schemas/documentation-v1.json`` is generated from the model
+(:func:`schema`) and committed; a test keeps the two identical, so a change to the model that changes
+the schema fails until the schema version is raised.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+from importlib.resources import files
+from typing import Any
+
+import jsonschema
+
+from session.documentation import Documentation
+
+SCHEMA_ID = "https://traction.invalid/schemas/documentation-v1.json"
+SCHEMA_FILE = "documentation-v1.json"
+
+
+def schema() -> dict[str, Any]:
+    """The JSON Schema of documentation v1, as the model defines it."""
+    generated = Documentation.model_json_schema(mode="serialization")
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": SCHEMA_ID,
+        **generated,
+        "title": "CPT 97012 mechanical traction session documentation, version 1",
+    }
+
+
+@lru_cache(maxsize=1)
+def published_schema() -> dict[str, Any]:
+    """The schema file shipped with the package."""
+    text = files("session").joinpath("schemas", SCHEMA_FILE).read_text(encoding="utf-8")
+    loaded: dict[str, Any] = json.loads(text)
+    return loaded
+
+
+def to_dict(doc: Documentation) -> dict[str, Any]:
+    return doc.model_dump(mode="json")
+
+
+def render_json(doc: Documentation) -> str:
+    """The documentation as indented JSON; checked against the published schema before returning."""
+    data = to_dict(doc)
+    jsonschema.validate(data, published_schema())
+    return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+
+
+def write_schema_text() -> str:
+    """The text of the schema file (used to regenerate it after a version bump)."""
+    return json.dumps(schema(), indent=2, ensure_ascii=False) + "\n"
