@@ -162,6 +162,7 @@ class RunningLineSimulator:
         self.model = model
         self.faults = LineFaults()
         self.requests = 0  # frames answered or rejected, for tests and diagnostics
+        self.busy = False  # answering a request (a slow reply is still to come)
         self._clock = clock
         self._port = port
         self._baud = baud
@@ -222,14 +223,17 @@ class RunningLineSimulator:
         if reply is None:
             return
         self.requests += 1
-        if self.faults.slow_s:
-            await asyncio.sleep(self.faults.slow_s)
-        data = self.faults.apply(reply)
-        if data:
-            try:
+        self.busy = True
+        try:
+            if self.faults.slow_s:
+                await asyncio.sleep(self.faults.slow_s)
+            data = self.faults.apply(reply)
+            if data:
                 await asyncio.to_thread(self._port.write, data)
-            except (serial.SerialException, OSError):
-                self._stopping = True
+        except (serial.SerialException, OSError):
+            self._stopping = True
+        finally:
+            self.busy = False
 
 
 async def start_line_simulator(
