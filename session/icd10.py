@@ -63,6 +63,11 @@ def normalize(code: str) -> str:
     return text
 
 
+def is_well_formed(code: str) -> bool:
+    """The ICD-10-CM shape: a letter, a digit, a character, then up to four after a dot."""
+    return bool(_FORMAT.match(code))
+
+
 class Icd10Catalog:
     """Curated ICD-10-CM knowledge for spinal traction, loaded from a TOML file."""
 
