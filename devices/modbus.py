@@ -1,0 +1,337 @@
+"""A Modbus traction table: the table contract over pymodbus' async TCP and RTU clients.
+
+What the table holds where is data (a register map, :mod:`devices.registermap`); this module only
+moves registers. It reads the whole status block in one request, writes the target only when it
+changes, uses short explicit timeouts instead of pymodbus' 3-second defaults, reconnects after a
+dropped link, and turns every failure into a typed :class:`devices.errors.TableError` that names the
+table and the register.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
+
+from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient
+from pymodbus.exceptions import ConnectionException, ModbusException, ModbusIOException
+from pymodbus.pdu import ModbusPDU
+
+from devices.clock import Clock
+from devices.contract import DeviceInfo, StopKind, TableState
+from devices.errors import ConfigError, DeviceRejected, LinkLost, ProtocolError, TableTimeout
+from devices.registermap import Entry, Group, RegisterMap, load_register_map, runs
+from devices.urls import TableAddress
+
+BITS_PER_CHAR = 11  # RTU: start + 8 data + parity or second stop + stop
+GAP_CHARS = 3.5  # RTU: silent interval that ends a frame
+TCP_TIMEOUT_S = 0.2
+TCP_TICK_WIRE_S = 0.002  # two request/reply round trips on a LAN or loopback
+_LONGEST_REPLY_CHARS = 5 + 2 * 125  # a full 125-register read reply
+_EXCEPTION_MEANINGS = {
+    1: "illegal function",
+    2: "illegal data address",
+    3: "illegal data value",
+    4: "server device failure",
+    6: "server device busy",
+    11: "gateway target did not respond",
+}
+
+Client = AsyncModbusTcpClient | AsyncModbusSerialClient
+
+
+def rtu_seconds(chars: float, baud: int) -> float:
+    """Time on the wire for ``chars`` RTU characters at ``baud``."""
+    return chars * BITS_PER_CHAR / baud
+
+
+def rtu_default_timeout(baud: int) -> float:
+    """A reply timeout that fits the longest reply at this baud rate plus a margin for the device."""
+    return 0.1 + rtu_seconds(8 + GAP_CHARS + _LONGEST_REPLY_CHARS + GAP_CHARS, baud)
+
+
+class ModbusTable:
+    """One Modbus table (TCP or RTU), driven through its register map.
+
+    Not connected when built; ``connect()`` opens the link and every call reconnects if the link
+    dropped. Calls never block longer than ``timeout`` times the tries plus a small margin.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        make_client: Callable[[], Client],
+        register_map: RegisterMap,
+        unit: int,
+        clock: Clock,
+        timeout: float,
+        retries: int,
+        tick_wire_seconds: float,
+    ) -> None:
+        self._name = name
+        self._make_client = make_client
+        self.register_map = register_map
+        self.unit = unit
+        self._clock = clock
+        self.timeout = timeout
+        self.retries = retries
+        self._tick_wire_seconds = tick_wire_seconds
+        self._client: Client | None = None
+        self._last_target: list[int] | None = None
+        self._heartbeat = 0
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    @property
+    def tick_wire_seconds(self) -> float:
+        return self._tick_wire_seconds
+
+    # ----- link --------------------------------------------------------------------------------
+    async def connect(self) -> None:
+        if self._client is not None:
+            self._client.close()
+        self._client = self._make_client()
+        self._last_target = None  # after a new link, write the target again rather than trust it
+        try:
+            ok = await asyncio.wait_for(self._client.connect(), self.timeout + 1.0)
+        except (TimeoutError, OSError) as exc:
+            ok = False
+            reason = str(exc) or type(exc).__name__
+        else:
+            reason = "connection refused or port unavailable"
+        if not ok:
+            self._client.close()
+            self._client = None
+            raise LinkLost(self._name, f"cannot connect ({reason})")
+
+    async def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+    async def _ready_client(self) -> Client:
+        if self._client is None or not self._client.connected:
+            await self.connect()
+        assert self._client is not None
+        return self._client
+
+    async def _execute(
+        self, what: str, request: Callable[[Client], Awaitable[ModbusPDU]]
+    ) -> ModbusPDU:
+        """Run one request; map every failure to a typed error that says ``what`` failed."""
+        client = await self._ready_client()
+        backstop = self.timeout * (self.retries + 1) + 1.0
+        try:
+            response = await asyncio.wait_for(request(client), backstop)
+        except ConnectionException as exc:
+            raise LinkLost(self._name, f"{what}: link lost ({exc})") from None
+        except ModbusIOException as exc:
+            if not client.connected:
+                raise LinkLost(
+                    self._name, f"{what}: link lost while waiting for the reply"
+                ) from None
+            if "No response" in str(exc):
+                raise TableTimeout(
+                    self._name,
+                    f"{what}: no answer within {self.timeout:g} s ({self.retries + 1} tries)",
+                ) from None
+            raise ProtocolError(self._name, f"{what}: bad reply ({exc})") from None
+        except TimeoutError:
+            raise TableTimeout(self._name, f"{what}: no answer within {backstop:g} s") from None
+        except ModbusException as exc:
+            raise ProtocolError(self._name, f"{what}: {exc}") from None
+        if response.isError():
+            code = int(getattr(response, "exception_code", 0))
+            meaning = _EXCEPTION_MEANINGS.get(code, "exception")
+            raise DeviceRejected(self._name, f"{what} refused: {meaning}", code)
+        return response
+
+    # ----- registers ---------------------------------------------------------------------------
+    async def _read(self, entries: Sequence[Entry]) -> dict[str, list[int]]:
+        """Read address-contiguous ``entries`` in one request; registers per entry name."""
+        start, count = entries[0].address, entries[-1].end - entries[0].address
+        names = entries[0].name if len(entries) == 1 else f"{entries[0].name}..{entries[-1].name}"
+        what = f"read of {names} (registers {start}..{start + count - 1})"
+        response = await self._execute(
+            what,
+            lambda c: c.read_holding_registers(start, count=count, device_id=self.unit),
+        )
+        registers = list(getattr(response, "registers", []))
+        if len(registers) != count:
+            raise ProtocolError(
+                self._name, f"{what}: expected {count} registers, got {len(registers)}"
+            )
+        return {e.name: registers[e.address - start : e.end - start] for e in entries}
+
+    async def _write(self, entry: Entry, registers: list[int]) -> None:
+        what = f"write of {entry.label}"
+        if len(registers) == 1:
+            await self._execute(
+                what,
+                lambda c: c.write_register(entry.address, registers[0], device_id=self.unit),
+            )
+        else:
+            await self._execute(
+                what,
+                lambda c: c.write_registers(entry.address, registers, device_id=self.unit),
+            )
+
+    def _decode(self, entry: Entry, registers: list[int]) -> float | int | str:
+        try:
+            return entry.decode(registers)
+        except ValueError as exc:
+            raise ProtocolError(self._name, str(exc)) from None
+
+    def _decode_force(self, entry: Entry, registers: list[int]) -> float:
+        try:
+            return entry.decode_force(registers)
+        except ValueError as exc:
+            raise ProtocolError(self._name, str(exc)) from None
+
+    async def _command(self, command: str) -> None:
+        entry = self.register_map["command"]
+        await self._write(entry, entry.encode(entry.values[command]))
+
+    # ----- the table contract ------------------------------------------------------------------
+    async def identify(self) -> DeviceInfo:
+        values: dict[str, list[int]] = {}
+        for run in runs(self.register_map.group(Group.IDENTITY)):
+            values.update(await self._read(run))
+        rmap = self.register_map
+
+        def text(name: str) -> str:
+            return str(self._decode(rmap[name], values[name])) if name in values else ""
+
+        return DeviceInfo(
+            model=text("model"),
+            serial_number=text("serial_number"),
+            firmware=text("firmware"),
+            rated_max_force_n=self._decode_force(
+                rmap["rated_max_force"], values["rated_max_force"]
+            ),
+            manufacturer=text("manufacturer"),
+        )
+
+    async def read_state(self) -> TableState:
+        rmap = self.register_map
+        values = await self._read(rmap.group(Group.STATUS))
+        t = self._clock.now()
+        status_entry = rmap["status"]
+        word = int(self._decode(status_entry, values["status"])) & 0xFFFF
+
+        def bit(name: str) -> bool:
+            return bool(word >> status_entry.bits[name] & 1)
+
+        return TableState(
+            t=t,
+            measured_force_n=self._decode_force(rmap["measured_force"], values["measured_force"]),
+            target_force_n=self._decode_force(rmap["target_echo"], values["target_echo"]),
+            running=bit("running"),
+            ready=bit("ready"),
+            released=bit("released"),
+            fault_code=int(self._decode(rmap["fault_code"], values["fault_code"])),
+            stop_switch_pressed=bit("stop_switch_pressed"),
+            stop_switch_connected=bit("stop_switch_connected"),
+            watchdog_tripped=bit("watchdog_tripped"),
+        )
+
+    async def set_target(self, force_n: float) -> None:
+        entry = self.register_map["target_force"]
+        registers = entry.encode_force(force_n)
+        if registers == self._last_target:
+            return
+        self._last_target = None  # unknown until the table confirms
+        await self._write(entry, registers)
+        self._last_target = registers
+
+    async def start(self) -> None:
+        await self._command("start")
+
+    async def stop(self, kind: StopKind) -> None:
+        await self._command("release" if kind is StopKind.RELEASE else "stop_controlled")
+
+    async def clear_fault(self) -> None:
+        await self._command("clear_fault")
+
+    async def heartbeat(self) -> None:
+        entry = self.register_map["heartbeat"]
+        self._heartbeat = (self._heartbeat + 1) % (entry.type.bounds[1] + 1)
+        await self._write(entry, entry.encode(self._heartbeat))
+
+    async def set_heartbeat_timeout(self, seconds: float) -> None:
+        entry = self.register_map["heartbeat_timeout_ms"]
+        await self._write(entry, entry.encode(seconds * 1000.0))
+
+
+def _rtu_tick_seconds(register_map: RegisterMap, baud: int) -> float:
+    """One heartbeat write and one status read, with their replies and frame gaps, at ``baud``."""
+    heartbeat = register_map["heartbeat"]
+    write_request = 8 if heartbeat.length == 1 else 9 + 2 * heartbeat.length
+    write_reply = 8
+    _, count = register_map.status_span
+    read_request, read_reply = 8, 5 + 2 * count
+    frames = (write_request, write_reply, read_request, read_reply)
+    return rtu_seconds(sum(frames) + GAP_CHARS * len(frames), baud)
+
+
+def open_modbus_table(address: TableAddress, clock: Clock) -> ModbusTable:
+    """A (not yet connected) table for a ``modbus+tcp://`` or ``modbus+rtu://`` address.
+
+    URL parameters: ``unit`` (1..247, default 1), ``map`` (a map name in configs/devices or a path,
+    default generic-v1), ``timeout`` (seconds per try; default 0.2 on TCP, from the baud rate on
+    RTU), ``retries`` (default 1), and on RTU ``baud`` (19200), ``parity`` (N) and ``stopbits`` (1).
+    """
+    if address.scheme not in ("modbus+tcp", "modbus+rtu"):
+        raise ConfigError(f"table URL {address.url!r}", f"{address.scheme} is not a Modbus scheme")
+    unit = address.int_param("unit", 1, 1, 247)
+    register_map = load_register_map(address.params.get("map", "generic-v1"))
+    retries = address.int_param("retries", 1, 0, 5)
+    if address.scheme == "modbus+tcp":
+        timeout = address.float_param("timeout", TCP_TIMEOUT_S, 0.01, 10.0)
+        host, port = address.host, address.port
+
+        def make_tcp() -> Client:
+            return AsyncModbusTcpClient(
+                host, port=port, timeout=timeout, retries=retries, reconnect_delay=0
+            )
+
+        return ModbusTable(
+            f"{host}:{port}/unit{unit}",
+            make_tcp,
+            register_map,
+            unit,
+            clock,
+            timeout,
+            retries,
+            TCP_TICK_WIRE_S,
+        )
+
+    baud = address.baud(19200)
+    timeout = address.float_param("timeout", rtu_default_timeout(baud), 0.01, 10.0)
+    parity = address.params.get("parity", "N")
+    stopbits = int(address.params.get("stopbits", "1"))
+    path = address.path
+
+    def make_rtu() -> Client:
+        return AsyncModbusSerialClient(
+            path,
+            baudrate=baud,
+            parity=parity,
+            stopbits=stopbits,
+            bytesize=8,
+            timeout=timeout,
+            retries=retries,
+            reconnect_delay=0,
+        )
+
+    return ModbusTable(
+        f"{path}/unit{unit}",
+        make_rtu,
+        register_map,
+        unit,
+        clock,
+        timeout,
+        retries,
+        _rtu_tick_seconds(register_map, baud),
+    )
