@@ -24,7 +24,7 @@ from simulators.line_server import RunningLineSimulator, start_line_simulator
 from simulators.physics import FAULT_WATCHDOG, TableModel, TableSpec
 from simulators.ptypair import PtyPair
 
-SCALE = 20.0
+SCALE = 10.0
 ROUNDS = 400  # upper bound on polling rounds; each is one heartbeat and one read
 
 
@@ -131,7 +131,7 @@ async def test_runs_a_table_through_identify_read_target_start_stop_and_release(
 
 
 async def test_heartbeat_loss_releases_the_table_and_latches(table: LineTable) -> None:
-    await table.set_heartbeat_timeout(0.5)
+    await table.set_heartbeat_timeout(1.0)
     await table.set_target(200.0)
     await table.start()
     await poll(table, lambda s: s.measured_force_n > 100.0)
