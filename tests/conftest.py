@@ -9,6 +9,8 @@ import pytest
 from devices.clock import ScaledClock
 from simulators.ptypair import PtyPair
 
+pytest_plugins = ["conftest_db"]  # database fixtures (SQLite and PostgreSQL)
+
 
 @pytest.fixture
 def pty_pair() -> Iterator[PtyPair]:
