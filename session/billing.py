@@ -404,6 +404,14 @@ def _check_record(doc: Documentation) -> list[Finding]:
             Severity.BLOCKING,
             f"the device model or serial is missing (table {doc.device.table!r}): identify the table",
         )
+    if not doc.regions:
+        add("NO_REGION", Severity.BLOCKING, "no treated region recorded: add cervical or lumbar")
+    if not (doc.treating.npi or "").isdigit() or len(doc.treating.npi or "") != 10:
+        add(
+            "NO_NPI",
+            Severity.BLOCKING,
+            f"{doc.treating.name} has no valid 10-digit NPI ({doc.treating.npi!r}): add it",
+        )
     if doc.supervision == Supervision.NOT_PRESENT:
         add(
             "NO_SUPERVISION",

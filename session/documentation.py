@@ -10,15 +10,18 @@ number that has a unit says which.
 from __future__ import annotations
 
 import enum
+import json
 from collections.abc import Iterable, Mapping
 from datetime import date, datetime
 from typing import Any, Final, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from devices.errors import ConfigError
+from devices.errors import ConfigError, TractionError
 from devices.records import EventKind, Outcome, Phase
 from devices.units import ForceUnit, from_newtons
+from session.seal import verify as verify_seal
+from session.store import Store
 
 SCHEMA_VERSION: Final = "1"
 CPT_TRACTION: Final = "97012"
@@ -26,6 +29,7 @@ CPT_TRACTION: Final = "97012"
 
 class Region(enum.StrEnum):
     CERVICAL = "cervical"
+    THORACIC = "thoracic"
     LUMBAR = "lumbar"
 
 
@@ -73,9 +77,7 @@ class Clinician(_Frozen):
     name: str = Field(min_length=1, description="Full name as signed")
     credentials: str = Field(description="e.g. PT, DPT, PTA, OTR/L, DC")
     discipline: Discipline
-    npi: str | None = Field(
-        default=None, pattern=r"^\d{10}$", description="National Provider Identifier"
-    )
+    npi: str | None = Field(default=None, description="National Provider Identifier (10 digits)")
 
 
 class DeviceInfo(_Frozen):
@@ -189,7 +191,9 @@ class Documentation(_Frozen):
     supervision: Supervision
     device: DeviceInfo
     traction_type: TractionType
-    regions: tuple[Region, ...] = Field(min_length=1)
+    regions: tuple[Region, ...] = Field(
+        description="Treated regions; empty is reported, not refused"
+    )
     decompression: bool = Field(
         default=False, description="Vertebral axial decompression rather than traction"
     )
@@ -263,6 +267,7 @@ class SessionFacts(_Frozen):
     place_of_service: str = "11"
     amendments: tuple[Amendment, ...] = ()
     seal: Seal | None = None
+    device: DeviceInfo | None = None  # None: read it from the settings snapshot
 
 
 class SampleLike(Protocol):
@@ -417,7 +422,7 @@ def _device(snapshot: Mapping[str, Any]) -> DeviceInfo:
     return DeviceInfo(
         manufacturer=str(device.get("manufacturer") or device.get("vendor") or ""),
         model=str(device.get("model") or ""),
-        serial=str(device.get("serial") or ""),
+        serial=str(device.get("serial") or device.get("serial_number") or ""),
         firmware=str(device.get("firmware") or ""),
         table=str(snapshot.get("table") or ""),
     )
@@ -480,7 +485,7 @@ def document_session(
         treating=clinical.treating,
         supervising=clinical.supervising,
         supervision=clinical.supervision,
-        device=_device(snapshot),
+        device=facts.device or _device(snapshot),
         traction_type=_traction_type(profile),
         regions=facts.regions,
         decompression=clinical.decompression,
@@ -503,4 +508,117 @@ def document_session(
         seal=facts.seal,
         outcome=facts.outcome,
         outcome_reason=facts.outcome_reason,
+    )
+
+
+class DocumentationError(TractionError):
+    """A stored session that cannot be documented yet; the message says which and why."""
+
+
+_ASSISTANT_CREDENTIALS = ("PTA", "COTA", "SLPA", "AIDE", "TECH")
+
+
+def _clinician(row: Any) -> Clinician:
+    return Clinician(
+        name=row.name,
+        credentials=row.credentials,
+        discipline=Discipline(row.discipline),
+        npi=row.npi,
+    )
+
+
+def build_documentation(
+    store: Store, session_id: str, unit: ForceUnit = ForceUnit.LBF, place_of_service: str = "11"
+) -> Documentation:
+    """Document a stored, finished session. Samples and events are streamed from the store; the
+    seal is recomputed and compared (``seal.verified``)."""
+    row = store.get_session(session_id)
+    if row.outcome is None:
+        raise DocumentationError(
+            f"session {session_id} is still running (no outcome): document it after it finishes"
+        )
+    patient = store.get_patient(row.patient_id)
+    treating = _clinician(store.get_clinician(row.treating_clinician_id))
+    supervising = (
+        _clinician(store.get_clinician(row.supervising_clinician_id))
+        if row.supervising_clinician_id is not None
+        else None
+    )
+    assistant = any(c in treating.credentials.upper() for c in _ASSISTANT_CREDENTIALS)
+    signature = None
+    if row.signed_by_id is not None and row.signed_at is not None:
+        signer = store.get_clinician(row.signed_by_id)
+        signature = Signature(
+            name=signer.name, credentials=signer.credentials, signed_at=row.signed_at
+        )
+    try:
+        regions = tuple(Region(r) for r in row.regions)
+    except ValueError:
+        raise DocumentationError(
+            f"session {session_id}: regions {row.regions!r} must be among {[r.value for r in Region]}"
+        ) from None
+    amendments = tuple(
+        Amendment(
+            at=a.at,
+            by=a.author,
+            field=a.field_name,
+            reason=a.why,
+            value=json.dumps(a.new_value, ensure_ascii=False),
+        )
+        for a in store.amendments(session_id)
+    )
+    seal = None
+    if row.seal_digest:
+        algorithm, _, digest = row.seal_digest.partition(":")
+        seal = Seal(
+            algorithm=algorithm if digest else "sha256",
+            digest=digest or algorithm,
+            verified=verify_seal(store, session_id).ok,
+        )
+    extra = (row.settings or {}).get("extra") or {}
+    facts = SessionFacts(
+        session_id=row.id,
+        patient_ref=patient.reference,
+        regions=regions,
+        started_at=row.started_at,
+        ended_at=row.ended_at,
+        outcome=Outcome(row.outcome),
+        outcome_reason=row.outcome_reason or "",
+        place_of_service=place_of_service,
+        amendments=amendments,
+        seal=seal,
+        device=DeviceInfo(
+            manufacturer=row.device_manufacturer,
+            model=row.device_model,
+            serial=row.device_serial,
+            firmware=row.device_firmware,
+            table=row.table_label,
+        ),
+    )
+    clinical = ClinicalRecord(
+        treating=treating,
+        supervising=supervising,
+        supervision=Supervision.NOT_PRESENT
+        if assistant and supervising is None
+        else Supervision.IN_FACILITY,
+        diagnoses=tuple(row.diagnosis_codes),
+        medical_necessity=row.medical_necessity,
+        plan_of_care=PlanOfCare(reference=row.plan_of_care_ref) if row.plan_of_care_ref else None,
+        patient_response=row.patient_response,
+        signature=signature,
+        abn=AbnStatus(row.abn_status) if row.abn_status else AbnStatus.NOT_REQUIRED,
+        payer=patient.payer_id,
+        position=row.patient_position,
+        angle_deg=row.pull_angle_deg,
+        decompression=bool(extra.get("decompression", False)),
+    )
+    snapshot = dict(row.settings or {})
+    snapshot["t"] = row.start_t
+    return document_session(
+        facts,
+        snapshot,
+        store.iter_events(session_id),
+        store.iter_samples(session_id),
+        clinical,
+        unit,
     )
