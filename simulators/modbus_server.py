@@ -66,9 +66,11 @@ class LinkFaults:
         self._servers: list[ModbusTcpServer | ModbusSerialServer] = []
 
     def drop(self) -> None:
-        """Stop answering and close every open connection (TCP clients are cut off at once)."""
+        """Stop answering; on TCP also close every open connection (clients are cut off at once)."""
         self.dropped = True
         for server in self._servers:
+            if isinstance(server, ModbusSerialServer):
+                continue  # the serial port stays open; the line just goes quiet
             for connection in list(server.active_connections.values()):
                 connection.close()
 
@@ -301,7 +303,7 @@ class _Handler(ServerRequestHandler):
 
     def callback_connected(self) -> None:
         super().callback_connected()
-        if self.link_faults.dropped and self.server.comm_params.comm_type.name != "SERIAL":
+        if self.link_faults.dropped and not isinstance(self.server, ModbusSerialServer):
             self.close()
 
     def callback_data(self, data: bytes, addr: tuple[Any, ...] | None = None) -> int:
