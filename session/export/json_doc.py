@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from functools import lru_cache
-from importlib.resources import files
+from pathlib import Path
 from typing import Any
 
 import jsonschema
@@ -34,7 +34,8 @@ def schema() -> dict[str, Any]:
 @lru_cache(maxsize=1)
 def published_schema() -> dict[str, Any]:
     """The schema file shipped with the package."""
-    text = files("session").joinpath("schemas", SCHEMA_FILE).read_text(encoding="utf-8")
+    # beside the package's modules (package data), so it works from a checkout and when installed
+    text = (Path(__file__).resolve().parent.parent / "schemas" / SCHEMA_FILE).read_text("utf-8")
     loaded: dict[str, Any] = json.loads(text)
     return loaded
 
