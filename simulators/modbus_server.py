@@ -31,6 +31,7 @@ from pymodbus.server.requesthandler import ServerRequestHandler
 from devices.clock import Clock
 from devices.errors import ConfigError
 from devices.registermap import DataType, Entry, RegisterMap, load_register_map
+from devices.units import ForceUnit
 from simulators import physics
 from simulators.physics import Command, CommandRefused, TableModel
 
@@ -247,7 +248,7 @@ class TableDatastore(ModbusServerContext):
                 "target_echo": model.target_n,
                 "measured_force": model.measured_n(),
             }[name]
-            value = force_n / _newtons_per(entry)
+            value = force_n / ForceUnit(entry.unit).newtons
         elif name == "command":
             value = unit.last_command
         elif name == "heartbeat":
@@ -261,12 +262,6 @@ class TableDatastore(ModbusServerContext):
         else:  # a register this simulator has no physics for reads as zero
             value = 0
         return entry.encode(_clamp(entry, value))
-
-
-def _newtons_per(entry: Entry) -> float:
-    from devices.units import ForceUnit
-
-    return ForceUnit(entry.unit).newtons
 
 
 def _clamp(entry: Entry, value: float | int) -> float | int:
