@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import typer
 
+from traction.commands.simulate import simulate
 from traction.logs import configure_logging
 
 app = typer.Typer(
@@ -24,6 +25,9 @@ def _global(
 ) -> None:
     """Traction tables: simulate, run, record, export."""
     configure_logging(log_level, json=log_json)
+
+
+app.command()(simulate)
 
 
 def main() -> None:

@@ -1,0 +1,1 @@
+"""One module per ``traction`` command group; ``traction.cli`` registers them."""
