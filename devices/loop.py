@@ -1,0 +1,488 @@
+"""The control loop: runs one profile on one table, supervised, and publishes what happened.
+
+Each tick, at a deadline (never ``sleep(period)``, which drifts): take pending requests (pause,
+resume, stop, release, settings), compute the target, heartbeat, write the target if it changed, read
+the state, supervise the reading, publish. The commanded target never moves faster than the profile's
+ramp rate, so a live settings change or a resume ramps rather than jumps.
+
+Whatever ends the run (the profile finishing, a trip, a stop request, an exception, a dropped link,
+the task being cancelled), the ``finally`` releases the table in a shielded task with bounded retries
+and publishes ``Finished``. If the link is dead the release cannot arrive; the table's own heartbeat
+watchdog, armed before start, lets go within its timeout. The loop awaits only the table and the
+clock: subscribers must enqueue and return, and one that raises is isolated by the stream.
+
+Tick rates are real-time (the wire is real); on a scaled clock one tick spans ``scale / tick_hz``
+seconds of session time. All supervisor bounds are session time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+
+from devices.clock import Clock
+from devices.contract import DeviceInfo, StopKind, Table, TableState
+from devices.errors import ConfigError, DeviceRejected, LinkLost, TableError, TractionError
+from devices.limits import (
+    PatientFacts,
+    SafetyLimits,
+    Violation,
+    blocking,
+    validate,
+    warnings,
+)
+from devices.profiles import ForceProfile
+from devices.records import Event, EventKind, Finished, Outcome, Phase, Record, Sample, Started
+from devices.stream import Stream
+from devices.supervisor import Supervisor, Trip
+
+log = structlog.get_logger(__name__)
+
+TICK_RATES_HZ = (50.0, 25.0, 20.0, 10.0, 5.0)
+WIRE_MARGIN = 2.0  # the default rate leaves the wire at most half of each tick
+MIN_HEARTBEAT_TICKS = 5  # the table's watchdog must outlast this many ticks
+_TARGET_EPS_N = 0.01
+
+
+def default_tick_hz(wire_s: float, table: str = "table") -> float:
+    """The fastest standard rate whose period is at least twice the tick's time on the wire."""
+    for hz in TICK_RATES_HZ:
+        if 1.0 / hz >= WIRE_MARGIN * wire_s:
+            return hz
+    raise ConfigError(
+        f"tick rate for {table}",
+        f"one tick takes {wire_s * 1000:.1f} ms on the wire; even {TICK_RATES_HZ[-1]:g} Hz "
+        f"({1000 / TICK_RATES_HZ[-1]:.0f} ms) leaves no margin; use a faster link",
+    )
+
+
+def check_tick_hz(hz: float, wire_s: float, table: str = "table") -> float:
+    """``hz`` if the wire can carry it, else a ConfigError with the numbers."""
+    if not hz > 0:
+        raise ConfigError(f"tick rate for {table}", f"{hz} Hz must be above zero")
+    if 1.0 / hz < wire_s:
+        raise ConfigError(
+            f"tick rate for {table}",
+            f"{hz:g} Hz gives {1000 / hz:.1f} ms per tick but one tick (heartbeat, target, "
+            f"state) takes {wire_s * 1000:.1f} ms on the wire; use at most "
+            f"{math.floor(1.0 / wire_s):g} Hz (default {default_tick_hz(wire_s, table):g} Hz)",
+        )
+    return hz
+
+
+class StartRefused(TractionError):
+    """The session cannot start: violations of the limits, or the table is not ready."""
+
+    def __init__(self, reasons: list[str], violations: list[Violation] | None = None) -> None:
+        self.reasons = reasons
+        self.violations = violations or []
+        super().__init__("session not started: " + "; ".join(reasons))
+
+
+@dataclass(frozen=True)
+class _Request:
+    kind: str  # pause, resume, stop, release, profile
+    reason: str
+    profile: ForceProfile | None = None
+    data: dict[str, Any] | None = None
+
+
+class ControlLoop:
+    """Runs ``profile`` on a connected ``table`` for one session; ``run()`` once.
+
+    Control methods (``pause``, ``resume``, ``stop``, ``release``, ``request_stop``,
+    ``update_profile``) are synchronous, safe to call from subscribers and other tasks on the same
+    event loop, and take effect at the next tick.
+    """
+
+    def __init__(
+        self,
+        table: Table,
+        profile: ForceProfile,
+        *,
+        patient: PatientFacts,
+        limits: SafetyLimits,
+        clock: Clock,
+        stream: Stream | None = None,
+        tick_hz: float | None = None,
+        operator_confirmed: bool = False,
+        run_id: str | None = None,
+        release_attempts: int = 3,
+        extra: dict[str, Any] | None = None,
+    ) -> None:
+        self.table = table
+        self.patient = patient
+        self.limits = limits
+        self.clock = clock
+        self.stream = stream if stream is not None else Stream()
+        wire = table.tick_wire_seconds
+        self.tick_hz = (
+            default_tick_hz(wire, table.name)
+            if tick_hz is None
+            else check_tick_hz(tick_hz, wire, table.name)
+        )
+        self.tick_s = clock.scale / self.tick_hz  # session seconds per tick
+        self.heartbeat_timeout_s = max(
+            limits.supervisor.heartbeat_timeout_s, MIN_HEARTBEAT_TICKS * self.tick_s
+        )
+        self.operator_confirmed = operator_confirmed
+        self.run_id = run_id or uuid.uuid4().hex
+        self.release_attempts = max(1, release_attempts)
+        self.extra = dict(extra or {})
+        self._profile = profile
+        self._device: DeviceInfo | None = None
+        self._requests: list[_Request] = []
+        self._started = False
+        self._samples = 0
+        self._paused = False
+        self._profile_t = 0.0
+        self._stop_reason = ""
+        self.outcome: Outcome | None = None
+        self.reason = ""
+
+    # ----- control from outside (next tick) ---------------------------------------------------
+    @property
+    def profile(self) -> ForceProfile:
+        return self._profile
+
+    @property
+    def paused(self) -> bool:
+        return self._paused
+
+    @property
+    def profile_t(self) -> float:
+        """Seconds into the profile (the session clock, which waits while paused)."""
+        return self._profile_t
+
+    def pause(self, reason: str = "operator pause") -> None:
+        """Hold the current force; the profile's clock waits until ``resume``."""
+        self._requests.append(_Request("pause", reason))
+
+    def resume(self, reason: str = "operator resume") -> None:
+        self._requests.append(_Request("resume", reason))
+
+    def stop(self, reason: str = "operator stop") -> None:
+        """Controlled stop: ramp to zero at the profile's rate, then release; outcome stopped."""
+        self.request_stop(StopKind.CONTROLLED, reason)
+
+    def release(self, reason: str = "operator emergency release") -> None:
+        """Emergency release at the next tick; outcome stopped."""
+        self.request_stop(StopKind.RELEASE, reason)
+
+    def request_stop(self, kind: StopKind, reason: str) -> None:
+        """Stop the session (controlled ramp-down or immediate release), for any caller with a
+        reason: the operator, the recorder when its buffer is about to overflow, a view."""
+        self._requests.append(_Request("release" if kind is StopKind.RELEASE else "stop", reason))
+
+    def update_profile(
+        self, profile: ForceProfile, operator_confirmed: bool = False, reason: str = "operator"
+    ) -> list[Violation]:
+        """Change settings live. Returns every violation; with none blocking, the change applies
+        at the next tick (ramping to the new curve) and is recorded as an event; otherwise it is
+        refused and the refusal recorded."""
+        violations: list[Violation] = []
+        if profile.region is not self._profile.region:
+            violations.append(
+                Violation(
+                    "region",
+                    profile.region.value,
+                    self._profile.region.value,
+                    f"region {profile.region.value} differs from the running session's "
+                    f"{self._profile.region.value}; start a new session instead",
+                )
+            )
+        if self._device is not None:
+            violations += validate(
+                profile, self.patient, self.limits, self._device, operator_confirmed
+            )
+        data = {
+            "old": self._profile.to_dict(),
+            "new": profile.to_dict(),
+            "violations": [v.to_dict() for v in violations],
+        }
+        if blocking(violations):
+            self._publish(
+                Event(
+                    self.run_id,
+                    self.clock.now(),
+                    EventKind.WARNING,
+                    f"settings change refused ({reason}): "
+                    + "; ".join(str(v) for v in blocking(violations)),
+                    data,
+                )
+            )
+        else:
+            self._requests.append(_Request("profile", reason, profile, data))
+        return violations
+
+    # ----- the run ----------------------------------------------------------------------------
+    async def run(self) -> Finished:
+        """Validate, start, tick until the end, release. Raises :class:`StartRefused` (nothing
+        started) if a limit is violated or the table is not ready; otherwise always returns the
+        ``Finished`` record, except that cancellation is re-raised after the release."""
+        if self._started:
+            raise RuntimeError("a ControlLoop runs once; build a new one for the next session")
+        self._started = True
+        device = await self.table.identify()
+        self._device = device
+        violations = validate(
+            self._profile, self.patient, self.limits, device, self.operator_confirmed
+        )
+        if blocking(violations):
+            raise StartRefused([str(v) for v in blocking(violations)], violations)
+        before = await self.table.read_state()
+        not_ready = _not_ready(before)
+        if not_ready:
+            raise StartRefused(not_ready)
+
+        hard_limit = self.limits.hard_limit_n(self._profile, device)
+        t0 = self.clock.now()
+        self._publish(
+            Started(
+                run_id=self.run_id,
+                t=t0,
+                wall=self.clock.wall(t0),
+                table=self.table.name,
+                device=device.to_dict(),
+                profile=self._profile.to_dict(),
+                limits=self.limits.to_dict(),
+                tick_hz=self.tick_hz,
+                time_scale=self.clock.scale,
+                extra={
+                    **self.extra,
+                    "patient": self.patient.to_dict(),
+                    "operator_confirmed": self.operator_confirmed,
+                    "warnings": [v.to_dict() for v in warnings(violations)],
+                    "heartbeat_timeout_s": self.heartbeat_timeout_s,
+                    "hard_limit_n": hard_limit,
+                    "tick_wire_s": self.table.tick_wire_seconds,
+                },
+            )
+        )
+        for warning in warnings(violations):
+            self._event(t0, EventKind.WARNING, str(warning), warning.to_dict())
+
+        outcome, reason = Outcome.INTERRUPTED, "ended before the first tick"
+        cancelled = False
+        try:
+            await self.table.set_heartbeat_timeout(self.heartbeat_timeout_s)
+            await self.table.set_target(0.0)
+            await self.table.heartbeat()
+            await self.table.start()
+            outcome, reason = await self._ticks(Supervisor(self.limits.supervisor, hard_limit, t0))
+        except asyncio.CancelledError:
+            cancelled = True
+            reason = "control task cancelled"
+        except TableError as error:
+            reason = f"table error: {error}"
+        except Exception as error:  # any bug still ends with a released table and a record
+            log.exception("control loop failed", run_id=self.run_id)
+            reason = f"control loop error: {type(error).__name__}: {error}"
+        finally:
+            finished = await self._finish(outcome, reason)
+        if cancelled:
+            raise asyncio.CancelledError
+        return finished
+
+    async def _ticks(self, supervisor: Supervisor) -> tuple[Outcome, str]:
+        start = last = self.clock.now()
+        k = 0
+        commanded = 0.0
+        written: float | None = 0.0
+        stopping = False
+        phase: Phase | None = None
+        missing_streak = 0
+        overruns = 0
+        while True:
+            now = self.clock.now()
+            dt = max(0.0, now - last)
+            last = now
+            # 1. requests
+            for request in self._take_requests():
+                ended = self._apply(request, now)
+                if ended is not None:
+                    return ended
+                if request.kind == "stop":
+                    stopping = True
+            # 2. where the profile is, and the target to command
+            profile = self._profile
+            if not self._paused and not stopping:
+                self._profile_t += dt
+            wanted, tick_phase = profile.target_at(self._profile_t)
+            if stopping:
+                wanted, tick_phase = 0.0, Phase.STOPPING
+            elif self._paused:
+                wanted, tick_phase = commanded, Phase.PAUSED
+            step = profile.ramp_n_per_s * dt * 1.001 + 1e-6
+            commanded = min(commanded + step, max(commanded - step, wanted))
+            # 3. the wire
+            trip: Trip | None = None
+            state: TableState | None = None
+            try:
+                await self.table.heartbeat()
+                if written is None or abs(commanded - written) > _TARGET_EPS_N:
+                    await self.table.set_target(commanded)
+                    written = commanded
+                state = await self.table.read_state()
+            except LinkLost as error:
+                trip = supervisor.link_lost(self.clock.now(), str(error))
+            except DeviceRejected as error:
+                trip = supervisor.rejected(self.clock.now(), str(error))
+            except TableError as error:  # timeout or garbled reply: one missed reading
+                missing_streak += 1
+                written = None  # unknown whether it arrived: write it again next tick
+                trip = supervisor.missing(self.clock.now(), str(error))
+                if trip is None and missing_streak == 1:
+                    self._event(self.clock.now(), EventKind.WARNING, f"reading missed: {error}")
+            # 4. supervise and publish
+            if state is not None:
+                if missing_streak:
+                    self._event(
+                        state.t,
+                        EventKind.WARNING,
+                        f"readings resumed after {missing_streak} missed",
+                        {"missed": missing_streak},
+                    )
+                    missing_streak = 0
+                if tick_phase != phase:
+                    self._event(
+                        state.t,
+                        EventKind.PHASE,
+                        f"phase {tick_phase.value}",
+                        {"phase": tick_phase.value, "from": phase.value if phase else None},
+                    )
+                    phase = tick_phase
+                self._samples += 1
+                self._publish(
+                    Sample(
+                        self.run_id,
+                        self._samples,
+                        state.t,
+                        commanded,
+                        state.measured_force_n,
+                        tick_phase,
+                        profile.cycle_at(self._profile_t),
+                    )
+                )
+                trip = supervisor.check(state, commanded, self.clock.now())
+            if trip is not None:
+                self._event(trip.t, trip.event_kind, trip.reason, trip.event_data())
+                return Outcome.TRIPPED, trip.reason
+            if commanded <= _TARGET_EPS_N and state is not None:
+                if stopping:
+                    return Outcome.STOPPED, self._stop_reason
+                if tick_phase is Phase.DONE:
+                    return Outcome.COMPLETED, "profile completed"
+            # 5. the next deadline
+            k += 1
+            deadline = start + k * self.tick_s
+            after = self.clock.now()
+            if after > deadline:
+                k = math.floor((after - start) / self.tick_s) + 1
+                deadline = start + k * self.tick_s
+                overruns += 1
+                if overruns == 1:
+                    self._event(
+                        after,
+                        EventKind.WARNING,
+                        f"tick overran its {1000 / self.tick_hz:.0f} ms period; skipped to the "
+                        "next deadline",
+                    )
+            await self.clock.sleep_until(deadline)
+
+    def _take_requests(self) -> list[_Request]:
+        requests, self._requests = self._requests, []
+        # An emergency release goes first: nothing else matters once it is asked for.
+        return sorted(requests, key=lambda r: r.kind != "release")
+
+    def _apply(self, request: _Request, now: float) -> tuple[Outcome, str] | None:
+        if request.kind == "release":
+            self._event(now, EventKind.STOP_REQUESTED, request.reason, {"kind": "release"})
+            return Outcome.STOPPED, request.reason
+        if request.kind == "stop":
+            if not self._stop_reason:
+                self._stop_reason = request.reason
+                self._event(now, EventKind.STOP_REQUESTED, request.reason, {"kind": "controlled"})
+        elif request.kind == "pause" and not self._paused:
+            self._paused = True
+            self._event(now, EventKind.PAUSE, request.reason, {"profile_t": self._profile_t})
+        elif request.kind == "resume" and self._paused:
+            self._paused = False
+            self._event(now, EventKind.RESUME, request.reason, {"profile_t": self._profile_t})
+        elif request.kind == "profile" and request.profile is not None:
+            self._profile = request.profile
+            self._event(
+                now,
+                EventKind.SETTINGS_CHANGED,
+                f"settings changed ({request.reason})",
+                {**(request.data or {}), "profile_t": self._profile_t},
+            )
+        return None
+
+    # ----- the end ----------------------------------------------------------------------------
+    async def _finish(self, outcome: Outcome, reason: str) -> Finished:
+        release = asyncio.ensure_future(self._release_table())
+        while True:
+            try:
+                released, detail = await asyncio.shield(release)
+                break
+            except asyncio.CancelledError:
+                continue  # cancelled again while releasing: the release still finishes
+        now = self.clock.now()
+        if released:
+            self._event(now, EventKind.RELEASED, "table released", {"detail": detail})
+        else:
+            self._event(
+                now,
+                EventKind.WARNING,
+                f"release not confirmed ({detail}); the table's watchdog releases it within "
+                f"{self.heartbeat_timeout_s:g} s of the last heartbeat",
+                {"heartbeat_timeout_s": self.heartbeat_timeout_s},
+            )
+        self.outcome, self.reason = outcome, reason
+        finished = Finished(self.run_id, now, self.clock.wall(now), outcome, reason, self._samples)
+        self._publish(finished)
+        return finished
+
+    async def _release_table(self) -> tuple[bool, str]:
+        errors = []
+        for attempt in range(1, self.release_attempts + 1):
+            try:
+                await self.table.stop(StopKind.RELEASE)
+                return True, f"attempt {attempt}"
+            except TableError as error:
+                errors.append(str(error))
+            except Exception as error:
+                errors.append(f"{type(error).__name__}: {error}")
+        return False, "; ".join(errors)
+
+    # ----- publishing -------------------------------------------------------------------------
+    def _event(
+        self, t: float, kind: EventKind, reason: str, data: dict[str, Any] | None = None
+    ) -> None:
+        self._publish(Event(self.run_id, t, kind, reason, dict(data or {})))
+
+    def _publish(self, record: Record) -> None:
+        with contextlib.suppress(Exception):  # the stream isolates subscribers; belt and braces
+            self.stream.publish(record)
+
+
+def _not_ready(state: TableState) -> list[str]:
+    reasons = []
+    if not state.stop_switch_connected:
+        reasons.append("patient stop switch is not connected; connect it before treatment")
+    if state.stop_switch_pressed:
+        reasons.append("patient stop switch is pressed; reset it and clear the fault")
+    if state.faulted:
+        reasons.append(f"table reports fault code {state.fault_code}; clear it first")
+    if state.running:
+        reasons.append("table is already running")
+    if not (reasons or state.ready):
+        reasons.append("table is not ready")
+    return reasons
