@@ -138,7 +138,7 @@ class ForceProfile:
                 f"({up.t1 + down_s:.1f} s at {self._rate_text()})",
             )
         hold = Segment(up.t1, hold_end, Phase.HOLD, self.hold_force_n, self.hold_force_n, 1)
-        down = self._ramp(hold_end, self.hold_force_n, 0.0, 1)
+        down = Segment(hold_end, self.total_s, Phase.RAMP_DOWN, self.hold_force_n, 0.0, 1)
         return (up, hold, down)
 
     def _cycle_forces(self, n: int) -> list[tuple[float, float, Phase]]:
