@@ -1,0 +1,318 @@
+"""Pre-start validation: one test per limit and per contraindication, each asserting the message."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from devices.contract import DeviceInfo
+from devices.errors import ConfigError
+from devices.limits import (
+    PatientFacts,
+    SafetyLimits,
+    Severity,
+    Violation,
+    blocking,
+    load_limits,
+    validate,
+    warnings,
+)
+from devices.profiles import ForceProfile
+
+LIMITS = load_limits()
+DEVICE = DeviceInfo("SIM-TX1", "SIM-0001", "1.4.2", rated_max_force_n=900.0)
+PATIENT = PatientFacts(body_weight_kg=80.0, sex="female")
+
+LUMBAR: dict[str, Any] = {
+    "mode": "intermittent",
+    "region": "lumbar",
+    "hold_force": "35 lbf",
+    "rest_force": "15 lbf",
+    "hold_s": 60,
+    "rest_s": 20,
+    "total_min": 10,
+    "ramp_rate": "5 lbf/s",
+    "angle_deg": 10,
+}
+CERVICAL: dict[str, Any] = {
+    **LUMBAR,
+    "region": "cervical",
+    "hold_force": "20 lbf",
+    "rest_force": "8 lbf",
+    "angle_deg": 25,
+}
+
+
+def check(
+    changes: dict[str, Any] | None = None,
+    base: dict[str, Any] = LUMBAR,
+    patient: PatientFacts = PATIENT,
+    device: DeviceInfo = DEVICE,
+    confirmed: bool = False,
+) -> list[Violation]:
+    profile = ForceProfile.from_dict({**base, **(changes or {})})
+    return validate(profile, patient, LIMITS, device, operator_confirmed=confirmed)
+
+
+def only(violations: list[Violation]) -> Violation:
+    assert len(violations) == 1, [str(v) for v in violations]
+    return violations[0]
+
+
+def test_sensible_profiles_pass() -> None:
+    assert check() == []
+    assert check(base=CERVICAL) == []
+
+
+def test_above_device_rating() -> None:
+    small = replace(DEVICE, rated_max_force_n=100.0)
+    v = only(check(device=small))
+    assert v.field == "hold_force" and v.value == "35.0 lbf" and v.limit == "22.5 lbf"
+    assert v.message == "hold_force 35.0 lbf is above the rated force 22.5 lbf of SIM-TX1 SIM-0001"
+
+
+def test_above_region_maximum() -> None:
+    v = only(
+        check(
+            {"hold_force": "50 lbf", "rest_force": "20 lbf"},
+            base=CERVICAL,
+            patient=PatientFacts(120.0),
+            confirmed=True,
+        )
+    )
+    assert v.message == "hold_force 50.0 lbf is above the cervical maximum 45.0 lbf"
+    assert (v.value, v.limit) == ("50.0 lbf", "45.0 lbf")
+
+
+def test_above_body_weight_fraction() -> None:
+    v = only(check(base=CERVICAL, patient=PatientFacts(30.0)))
+    assert v.message == (
+        "hold_force 20.0 lbf is above 25% of the patient's body weight (30 kg): at most "
+        "16.5 lbf for cervical traction"
+    )
+
+
+def test_missing_body_weight_blocks() -> None:
+    v = only(check(patient=PatientFacts(0.0)))
+    assert v.field == "patient.body_weight_kg"
+    assert "body-weight limit cannot be checked" in v.message
+
+
+def test_ramp_too_fast() -> None:
+    v = only(check({"ramp_rate": "12 lbf/s"}))
+    assert v.message == "ramp_rate 12.0 lbf/s is faster than the maximum 10.0 lbf/s"
+
+
+def test_rest_too_close_to_hold() -> None:
+    v = only(check({"rest_force": "30 lbf"}))
+    assert v.field == "rest_force"
+    assert v.message == (
+        "rest_force 30.0 lbf is only 5.0 lbf below hold_force 35.0 lbf; the gap must be at least "
+        "10.0 lbf"
+    )
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("hold_s", 400, "hold_s 400 s is outside 5..300 s"),
+        ("hold_s", 2, "hold_s 2 s is outside 5..300 s"),
+        ("rest_s", 301, "rest_s 301 s is outside 5..300 s"),
+    ],
+)
+def test_hold_and_rest_bounds(field: str, value: int, message: str) -> None:
+    changes: dict[str, Any] = {field: value, "total_min": 30}
+    assert only(check(changes)).message == message
+
+
+@pytest.mark.parametrize(
+    ("total_min", "message"),
+    [(0.5, "total_s 30 s is outside 60..2700 s"), (50, "total_s 3000 s is outside 60..2700 s")],
+)
+def test_total_duration_bounds(total_min: float, message: str) -> None:
+    changes = {"total_min": total_min, "hold_s": 10, "rest_s": 5}
+    assert only(check(changes)).message == message
+
+
+def test_operator_must_confirm_high_force() -> None:
+    changes = {"hold_force": "60 lbf", "rest_force": "30 lbf"}
+    v = only(check(changes))
+    assert v.message == (
+        "hold_force 60.0 lbf is above 39.7 lbf: an operator must confirm it before the session "
+        "starts"
+    )
+    assert check(changes, confirmed=True) == []
+
+
+def test_every_violation_is_reported_at_once() -> None:
+    patient = PatientFacts(20.0, contraindications=frozenset({"osteoporosis", "pregnancy"}))
+    found = check(
+        {
+            "hold_force": "150 lbf",
+            "rest_force": "145 lbf",
+            "ramp_rate": "20 lbf/s",
+            "total_min": 50,
+        },
+        patient=patient,
+        device=replace(DEVICE, rated_max_force_n=500.0),
+    )
+    fields = [v.field for v in found]
+    assert fields.count("hold_force") == 4  # rating, region, body weight, confirmation
+    assert {"ramp_rate", "rest_force", "total_s", "patient.contraindications"} <= set(fields)
+    assert len([v for v in found if v.field == "patient.contraindications"]) == 2
+
+
+CONTRAINDICATIONS = {
+    "spinal_malignancy": "Spinal malignancy",
+    "cord_compression": "Spinal cord compression",
+    "spinal_infection": "Spinal infection",
+    "osteoporosis": "Osteoporosis",
+    "acute_fracture_or_instability": "Acute fracture or spinal instability",
+    "aortic_iliac_aneurysm": "Aortic or iliac aneurysm",
+    "abdominal_hernia": "Abdominal hernia",
+    "uncontrolled_hypertension": "Uncontrolled hypertension",
+    "recent_spinal_surgery": "Recent spinal surgery",
+    "acute_injury_72h": "Acute injury under 72 hours",
+    "hypermobility": "Hypermobility",
+    "spondylolisthesis_grade_2_plus": "Spondylolisthesis grade 2 or more",
+    "vascular_compromise": "Vascular compromise",
+}
+
+
+@pytest.mark.parametrize(("flag", "label"), sorted(CONTRAINDICATIONS.items()))
+@pytest.mark.parametrize("base", [LUMBAR, CERVICAL], ids=["lumbar", "cervical"])
+def test_contraindication_blocks(flag: str, label: str, base: dict[str, Any]) -> None:
+    v = only(check(base=base, patient=replace(PATIENT, contraindications=frozenset({flag}))))
+    assert v.severity is Severity.BLOCK and v.field == "patient.contraindications"
+    assert v.message == f"contraindication: {label} ({flag}) rules out {base['region']} traction"
+
+
+def test_pregnancy_blocks_lumbar_only() -> None:
+    patient = replace(PATIENT, contraindications=frozenset({"pregnancy"}))
+    assert only(check(patient=patient)).message == (
+        "contraindication: Pregnancy (pregnancy) rules out lumbar traction"
+    )
+    assert check(base=CERVICAL, patient=patient) == []
+
+
+def test_inflammatory_arthritis_blocks_cervical_only() -> None:
+    patient = replace(PATIENT, contraindications=frozenset({"inflammatory_arthritis"}))
+    assert only(check(base=CERVICAL, patient=patient)).message == (
+        "contraindication: Inflammatory spondyloarthritis or rheumatoid arthritis (upper "
+        "cervical) (inflammatory_arthritis) rules out cervical traction"
+    )
+    assert check(patient=patient) == []
+
+
+def test_shipped_list_holds_every_domain_contraindication() -> None:
+    assert set(LIMITS.contraindications) == {
+        *CONTRAINDICATIONS,
+        "pregnancy",
+        "inflammatory_arthritis",
+    }
+
+
+@pytest.mark.parametrize(
+    ("flag", "label"),
+    [
+        ("claustrophobia", "Claustrophobia"),
+        ("cardiac_insufficiency", "Cardiac insufficiency"),
+        ("pulmonary_insufficiency", "Pulmonary insufficiency"),
+        ("long_term_steroids", "Long-term steroid use"),
+        ("tmj_or_dentures", "TMJ problems or dentures (cervical halter)"),
+    ],
+)
+def test_precaution_warns_without_blocking(flag: str, label: str) -> None:
+    v = only(check(base=CERVICAL, patient=replace(PATIENT, contraindications=frozenset({flag}))))
+    assert v.severity is Severity.WARN and not v.blocking
+    assert v.message == (
+        f"precaution: {label} ({flag}); monitor the patient closely during cervical traction"
+    )
+
+
+def test_unknown_flag_blocks() -> None:
+    v = only(check(patient=replace(PATIENT, contraindications=frozenset({"osteoporsis"}))))
+    assert v.blocking and "unknown contraindication flag 'osteoporsis'" in v.message
+
+
+def test_unusual_angle_warns() -> None:
+    found = check({"angle_deg": 5}, base=CERVICAL)
+    assert blocking(found) == []
+    assert only(warnings(found)).message == (
+        "angle_deg 5 deg is outside the usual cervical range 15..35 deg"
+    )
+
+
+def test_blocking_violations_come_before_warnings() -> None:
+    patient = replace(PATIENT, contraindications=frozenset({"claustrophobia", "osteoporosis"}))
+    found = check(patient=patient)
+    assert [v.severity for v in found] == [Severity.BLOCK, Severity.WARN]
+
+
+def test_limits_snapshot_and_hard_limit() -> None:
+    snapshot = LIMITS.to_dict()
+    assert snapshot["regions"]["lumbar"]["max_body_weight_fraction"] == 0.5
+    assert snapshot["contraindications"]["pregnancy"]["regions"] == ["lumbar"]
+    profile = ForceProfile.from_dict(LUMBAR)
+    margin = LIMITS.supervisor.hard_limit_margin_n
+    assert LIMITS.hard_limit_n(profile, DEVICE) == pytest.approx(profile.hold_force_n + margin)
+    tiny = replace(DEVICE, rated_max_force_n=160.0)
+    assert LIMITS.hard_limit_n(profile, tiny) == 160.0
+
+
+def write_limits(tmp_path: Path, old: str, new: str) -> Path:
+    shipped = Path(__file__).resolve().parent.parent / "configs" / "safety.toml"
+    text = shipped.read_text()
+    assert old in text
+    path = tmp_path / "safety.toml"
+    path.write_text(text.replace(old, new))
+    return path
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "where", "message"),
+    [
+        ('max_force = "45 lbf"', "max_force = 45", "regions.cervical.max_force", "has no unit"),
+        ('max_rate = "10 lbf/s"', 'max_rate = "10 lbf"', "ramp.max_rate", "must be written like"),
+        (
+            "max_body_weight_fraction = 0.25",
+            "max_body_weight_fraction = 2.5",
+            "regions.cervical.max_body_weight_fraction",
+            "outside 0..1",
+        ),
+        (
+            "total_s = { min = 60, max = 2700 }",
+            "total_s = { min = 600, max = 60 }",
+            "duration.total_s",
+            "min 600 is above max 60",
+        ),
+        ("staleness_s = 0.5", "staleness_s = 0", "supervisor.staleness_s", "outside > 0"),
+        (
+            'regions = ["lumbar"] }',
+            'regions = ["pelvis"] }',
+            "contraindications.pregnancy.regions",
+            "must list regions",
+        ),
+        ("[operator]", "[operatr]", "operator", "section is missing"),
+    ],
+)
+def test_bad_limits_file_names_the_field(
+    tmp_path: Path, old: str, new: str, where: str, message: str
+) -> None:
+    path = write_limits(tmp_path, old, new)
+    with pytest.raises(ConfigError) as info:
+        load_limits(path)
+    assert info.value.where == f"{path}: {where}"
+    assert message in info.value.message
+
+
+def test_limits_from_dict_matches_the_file() -> None:
+    import tomllib
+
+    from devices.configfiles import config_file
+
+    data = tomllib.loads(config_file("safety.toml").read_text(encoding="utf-8"))
+    assert SafetyLimits.from_dict(data) == LIMITS
