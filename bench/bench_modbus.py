@@ -1,0 +1,224 @@
+"""How fast the Modbus driver reads a table, against raw pymodbus on the same simulator.
+
+1. TCP loopback: ``ModbusTable.read_state()`` per second against a bare ``AsyncModbusTcpClient``
+   reading the same status block from the same server; the ratio is the driver's overhead.
+2. RTU on a pty pair at 19200 baud: the same comparison, and the per-request time against the wire
+   time the design estimates (about 21 ms for an 8-register read at 19200) and the driver's own
+   ``tick_wire_seconds``. A pty does not pace bytes at the baud rate, so the measured time is host
+   overhead only; a real line adds the wire time on top.
+3. The loop-relevant figure: the highest tick rate (heartbeat + state read on deadlines) each
+   transport sustains here, and what the wire allows at 19200 baud.
+
+Run from the repository root: ``.venv/bin/python bench/bench_modbus.py`` (about 40 s).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from benchutil import Rate, interleaved, machine, percentile, write_section
+from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient
+
+from devices.clock import ScaledClock
+from devices.modbus import GAP_CHARS, ModbusTable, rtu_default_timeout, rtu_seconds
+from devices.opening import open_device
+from simulators.modbus_server import RunningSimulator, start_rtu_simulator, start_tcp_simulator
+from simulators.physics import TableModel
+from simulators.ptypair import PtyPair
+
+WINDOW_S = 1.5  # each timed window
+ROUNDS = 3  # alternating subject/baseline windows; the best of each counts
+RTU_BAUD = 19200
+TICK_RATES_HZ = (25, 50, 100, 200, 400, 800, 1600)
+TICK_WINDOW_S = 1.0
+DESIGN_READ_8_MS = 21.0  # DESIGN.md: an 8-register read at 19200 baud
+
+
+async def sustainable_tick_rate(table: ModbusTable) -> tuple[int, list[str]]:
+    """The highest rate in TICK_RATES_HZ at which deadline ticks keep up; a line per rate tried.
+
+    A tick is what the control loop does every period: heartbeat, write the target only when it
+    changes (here it does not), read the state. A rate is sustained when at least 98 % of its ticks
+    run and no more than 1 % finish after the next deadline.
+    """
+    await table.set_target(0.0)
+    best = 0
+    lines: list[str] = []
+    for hz in TICK_RATES_HZ:
+        period = 1.0 / hz
+        wanted = int(TICK_WINDOW_S * hz)
+        durations: list[float] = []
+        start = time.perf_counter()
+        deadline = start
+        late = 0
+        for _ in range(wanted):
+            tick_start = time.perf_counter()
+            await table.heartbeat()
+            await table.set_target(0.0)
+            await table.read_state()
+            now = time.perf_counter()
+            durations.append(now - tick_start)
+            deadline += period
+            if now > deadline:
+                late += 1
+                deadline = now  # skip ahead rather than burst to catch up, as the loop does
+            else:
+                await asyncio.sleep(deadline - now)
+        elapsed = time.perf_counter() - start
+        achieved = wanted / elapsed
+        ok = achieved >= 0.98 * hz and late <= 0.01 * wanted
+        lines.append(
+            f"| {hz} | {achieved:.0f} | {1000 * percentile(durations, 0.5):.2f} | "
+            f"{1000 * percentile(durations, 0.99):.2f} | {late} | {'yes' if ok else 'no'} |"
+        )
+        if not ok:
+            break
+        best = hz
+    return best, lines
+
+
+def ratio_line(label: str, subject: Rate, baseline: Rate) -> str:
+    return (
+        f"| {label} | {subject.per_second:.0f} ({subject.ms_per_call:.3f} ms) | "
+        f"{baseline.per_second:.0f} ({baseline.ms_per_call:.3f} ms) | "
+        f"{subject.per_second / baseline.per_second:.2f} |"
+    )
+
+
+async def bench_tcp(clock: ScaledClock) -> tuple[list[str], list[str], int]:
+    sim = await start_tcp_simulator({1: TableModel()}, clock)
+    try:
+        table = open_device(sim.url(), clock)
+        assert isinstance(table, ModbusTable)
+        start, count = table.register_map.status_span
+        raw = AsyncModbusTcpClient(sim.host, port=sim.port, timeout=1.0, retries=0)
+        await raw.connect()
+
+        async def raw_read() -> object:
+            reply = await raw.read_holding_registers(start, count=count, device_id=1)
+            assert not reply.isError() and len(reply.registers) == count
+            return reply
+
+        try:
+            await table.connect()
+            subject, baseline = await interleaved(table.read_state, raw_read, WINDOW_S, ROUNDS)
+            best, ticks = await sustainable_tick_rate(table)
+        finally:
+            raw.close()
+            await table.close()
+    finally:
+        await sim.stop()
+    line = ratio_line("TCP loopback", subject, baseline)
+    return [line], ticks, best
+
+
+async def bench_rtu(clock: ScaledClock) -> tuple[list[str], list[str], int, list[str]]:
+    with PtyPair() as pair:
+        sim: RunningSimulator = await start_rtu_simulator(
+            {1: TableModel()}, clock, pair.device_port, baud=RTU_BAUD
+        )
+        try:
+            table = open_device(sim.url(device=pair.host_port), clock)
+            assert isinstance(table, ModbusTable)
+            start, count = table.register_map.status_span
+            raw = AsyncModbusSerialClient(
+                pair.host_port,
+                baudrate=RTU_BAUD,
+                timeout=rtu_default_timeout(RTU_BAUD),
+                retries=0,
+                reconnect_delay=0,
+            )
+
+            async def raw_read() -> object:
+                reply = await raw.read_holding_registers(start, count=count, device_id=1)
+                assert not reply.isError() and len(reply.registers) == count
+                return reply
+
+            async def raw_close() -> None:
+                raw.close()
+
+            try:  # the port is locked by whoever opens it: the two take turns
+                subject, baseline = await interleaved(
+                    table.read_state,
+                    raw_read,
+                    WINDOW_S,
+                    ROUNDS,
+                    exclusive=((table.connect, table.close), (raw.connect, raw_close)),
+                )
+                await table.connect()
+                best, ticks = await sustainable_tick_rate(table)
+            finally:
+                raw.close()
+                await table.close()
+        finally:
+            await sim.stop()
+    read_wire_ms = 1000 * rtu_seconds(8 + (5 + 2 * count) + 2 * GAP_CHARS, RTU_BAUD)
+    read_8_wire_ms = 1000 * rtu_seconds(8 + (5 + 2 * 8) + 2 * GAP_CHARS, RTU_BAUD)
+    tick_wire_ms = 1000 * table.tick_wire_seconds
+    wire_rate = 1.0 / (table.tick_wire_seconds + subject.ms_per_call / 1000)
+    wire = [
+        f"| status read, {count} registers ({table.register_map.name}) | "
+        f"{subject.ms_per_call:.2f} | {read_wire_ms:.1f} |",
+        f"| 8-register read (DESIGN.md says about {DESIGN_READ_8_MS:.0f} ms) | - | "
+        f"{read_8_wire_ms:.1f} |",
+        f"| one tick: heartbeat write + status read (`tick_wire_seconds`) | - | "
+        f"{tick_wire_ms:.1f} |",
+        "",
+        f"On a real 19200-baud line one tick needs the wire time plus this host's overhead: "
+        f"about {tick_wire_ms + subject.ms_per_call:.1f} ms, so at most about {wire_rate:.0f} Hz "
+        f"(DESIGN: 50 Hz is not possible at 19200).",
+    ]
+    line = ratio_line(f"RTU over pty, {RTU_BAUD} baud", subject, baseline)
+    return [line], ticks, best, wire
+
+
+async def main() -> None:
+    machine_line = machine()
+    clock = ScaledClock(1.0)
+    began = time.perf_counter()
+    tcp_reads, tcp_ticks, tcp_best = await bench_tcp(clock)
+    rtu_reads, rtu_ticks, rtu_best, wire = await bench_rtu(clock)
+    took = time.perf_counter() - began
+
+    tick_header = [
+        "| target Hz | achieved Hz | tick p50 ms | tick p99 ms | late ticks | sustained |",
+        "|---|---|---|---|---|---|",
+    ]
+    lines = [
+        "### `read_state()` against raw pymodbus reading the same status block",
+        "",
+        f"Best of {ROUNDS} alternating {WINDOW_S} s windows each.",
+        "",
+        "| transport | ModbusTable.read_state /s | raw read_holding_registers /s | ratio |",
+        "|---|---|---|---|",
+        *tcp_reads,
+        *rtu_reads,
+        "",
+        f"### RTU at {RTU_BAUD} baud: host time per request against wire time",
+        "",
+        "| what | measured over pty, ms | wire estimate, ms |",
+        "|---|---|---|",
+        *wire,
+        "",
+        "### Highest sustainable tick rate (heartbeat + target-if-changed + state read)",
+        "",
+        f"TCP loopback: **{tcp_best} Hz**",
+        "",
+        *tick_header,
+        *tcp_ticks,
+        "",
+        f"RTU over pty (no baud pacing; host-bound): **{rtu_best} Hz**",
+        "",
+        *tick_header,
+        *rtu_ticks,
+        "",
+        f"Total run time {took:.0f} s.",
+        "",
+    ]
+    print("\n".join(lines))
+    write_section("bench_modbus", "Modbus driver (bench/bench_modbus.py)", machine_line, lines)
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

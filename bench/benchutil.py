@@ -1,0 +1,150 @@
+"""What every benchmark shares: timing loops, the machine's description, and RESULTS.md sections.
+
+Each benchmark owns one section of bench/RESULTS.md, between ``<!-- name -->`` and
+``<!-- /name -->`` markers, so running one benchmark replaces its own numbers and keeps the others.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import shlex
+import statistics
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+BENCH_DIR = Path(__file__).resolve().parent
+REPO = BENCH_DIR.parent
+RESULTS = BENCH_DIR / "RESULTS.md"
+
+if str(REPO) not in sys.path:  # run as a script from anywhere: the packages are at the repo root
+    sys.path.insert(0, str(REPO))
+
+
+@dataclass(frozen=True)
+class Rate:
+    """Calls completed in a timed window."""
+
+    calls: int
+    seconds: float
+
+    @property
+    def per_second(self) -> float:
+        return self.calls / self.seconds
+
+    @property
+    def ms_per_call(self) -> float:
+        return 1000.0 * self.seconds / self.calls
+
+
+async def rate_of(call: Callable[[], Awaitable[object]], seconds: float, warmup: int = 20) -> Rate:
+    """Back-to-back calls of ``call`` for about ``seconds`` of real time, after a warm-up."""
+    for _ in range(warmup):
+        await call()
+    calls = 0
+    start = time.perf_counter()
+    deadline = start + seconds
+    while True:
+        await call()
+        calls += 1
+        now = time.perf_counter()
+        if now >= deadline:
+            return Rate(calls, now - start)
+
+
+Hook = Callable[[], Awaitable[object]]
+
+
+async def interleaved(
+    subject: Hook,
+    baseline: Hook,
+    seconds: float,
+    rounds: int = 3,
+    exclusive: tuple[tuple[Hook, Hook], tuple[Hook, Hook]] | None = None,
+) -> tuple[Rate, Rate]:
+    """Best-of-``rounds`` rates of subject and baseline, alternating so load hits both alike.
+
+    ``exclusive`` gives (open, close) hooks for the subject and the baseline when only one of them
+    may hold the link at a time (a serial port is locked by whoever opens it).
+    """
+    subjects: list[Rate] = []
+    baselines: list[Rate] = []
+    for _ in range(rounds):
+        for call, results, side in ((baseline, baselines, 1), (subject, subjects, 0)):
+            if exclusive is not None:
+                await exclusive[side][0]()
+            try:
+                results.append(await rate_of(call, seconds))
+            finally:
+                if exclusive is not None:
+                    await exclusive[side][1]()
+    return max(subjects, key=lambda r: r.per_second), max(baselines, key=lambda r: r.per_second)
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values)
+
+
+def machine() -> str:
+    """One line naming the machine the numbers came from."""
+    load = os.getloadavg()
+    return (
+        f"{platform.node() or 'host'}: nproc={os.cpu_count()}, Python {platform.python_version()} "
+        f"({platform.python_implementation()}), {platform.system()} {platform.release()}, "
+        f"load average at start {load[0]:.2f}/{load[1]:.2f}/{load[2]:.2f}"
+    )
+
+
+def command_line() -> str:
+    """The command that produced these results, as run from the repository root."""
+    script = Path(sys.argv[0]).resolve()
+    try:
+        shown = str(script.relative_to(REPO))
+    except ValueError:
+        shown = str(script)
+    return shlex.join([".venv/bin/python", shown, *sys.argv[1:]])
+
+
+def write_section(name: str, title: str, machine_line: str, lines: list[str]) -> None:
+    """Replace (or append) this benchmark's section of RESULTS.md."""
+    stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    body = "\n".join(
+        [
+            f"<!-- {name} -->",
+            f"## {title}",
+            "",
+            f"Command: `{command_line()}`  ",
+            f"Machine: {machine_line}  ",
+            f"Run: {stamp}",
+            "",
+            *lines,
+            f"<!-- /{name} -->",
+        ]
+    )
+    text = RESULTS.read_text() if RESULTS.exists() else _HEADER
+    begin, end = f"<!-- {name} -->", f"<!-- /{name} -->"
+    if begin in text and end in text:
+        head, rest = text.split(begin, 1)
+        _, tail = rest.split(end, 1)
+        text = head + body + tail
+    else:
+        text = text.rstrip("\n") + "\n\n" + body + "\n"
+    RESULTS.write_text(text)
+
+
+_HEADER = """# Benchmark results
+
+Latest numbers from the scripts in bench/ (see bench/README.md). Each section is rewritten by its
+own script; ratios compare against a baseline run in the same process, so they travel between
+machines better than the absolute figures. Loopback and pseudo-terminals only: a pty does not pace
+bytes at the baud rate, so serial figures are host overhead, and the wire time is the estimate.
+"""
