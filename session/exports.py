@@ -1,0 +1,192 @@
+"""Exports for billing offices, the CLI and the HTTP service: one place that turns stored sessions
+into files, so every way in produces the same documents and the same readiness findings.
+
+Billing lines are computed over all the sessions asked for together, so two sessions of one patient
+on one date become one 97012 unit wherever they are exported from.
+"""
+
+from __future__ import annotations
+
+import enum
+import io
+import json
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+
+from devices.errors import ConfigError
+from devices.units import ForceUnit
+from session.billing import (
+    BillingLine,
+    Finding,
+    Payer,
+    billing_lines,
+    blocked_sessions,
+    check_readiness,
+    default_ncci_pairs,
+    default_payers,
+)
+from session.documentation import Documentation, build_documentation
+from session.export.csv_lines import render_csv
+from session.export.fhir_bundle import render_fhir
+from session.export.json_doc import render_json
+from session.export.pdf_note import render_pdf
+from session.export.x12_837p import render_x12
+from session.store import Store
+
+DEFAULT_PAYER = "medicare"
+
+
+class ExportFormat(enum.StrEnum):
+    JSON = "json"
+    CSV = "csv"
+    PDF = "pdf"
+    FHIR = "fhir"
+    X12 = "x12"
+
+    @property
+    def suffix(self) -> str:
+        return {"fhir": ".fhir.json", "x12": ".837p.txt"}.get(self.value, f".{self.value}")
+
+    @property
+    def media_type(self) -> str:
+        return {
+            "json": "application/json",
+            "csv": "text/csv",
+            "pdf": "application/pdf",
+            "fhir": "application/fhir+json",
+            "x12": "text/plain",
+        }[self.value]
+
+
+@dataclass
+class ClaimRun:
+    """Documentation, billing lines and readiness findings for a set of sessions."""
+
+    docs: list[Documentation]
+    lines: list[BillingLine]
+    findings: list[Finding]
+    payers: dict[str, Payer] = field(default_factory=dict)
+
+    @property
+    def blocked(self) -> set[str]:
+        return blocked_sessions(self.findings)
+
+    def ready(self, session_id: str) -> bool:
+        return session_id not in self.blocked
+
+    def billed_on(self, session_id: str) -> list[BillingLine]:
+        """The line(s) a session is billed on; empty for a session documented but not billed
+        (a second session of the same patient that day is covered by the first one's line)."""
+        return [line for line in self.lines if line.session_ids[0] == session_id]
+
+    def findings_for(self, session_id: str) -> list[Finding]:
+        return [f for f in self.findings if f.session_id == session_id]
+
+
+def claim_run(
+    store: Store,
+    session_ids: Sequence[str],
+    *,
+    unit: ForceUnit = ForceUnit.LBF,
+    place_of_service: str = "11",
+    payer_key: str | None = None,
+    year_to_date_spend: Decimal = Decimal(0),
+    payers: dict[str, Payer] | None = None,
+) -> ClaimRun:
+    """Document ``session_ids`` and compute their billing lines and findings, payer by payer
+    (each session's patient's payer unless ``payer_key`` overrides it)."""
+    payers = payers or default_payers()
+    if payer_key is not None and payer_key not in payers:
+        raise ConfigError(
+            "payer", f"unknown payer {payer_key!r}; known: {', '.join(sorted(payers))}"
+        )
+    docs = [build_documentation(store, sid, unit, place_of_service) for sid in session_ids]
+    by_payer: dict[str, list[Documentation]] = {}
+    for doc in docs:
+        key = payer_key or doc.payer or DEFAULT_PAYER
+        if key not in payers:
+            raise ConfigError(
+                f"session {doc.session_id}",
+                f"patient's payer {key!r} is not in configs/payers.toml; add it or pass a payer",
+            )
+        by_payer.setdefault(key, []).append(doc)
+    lines: list[BillingLine] = []
+    findings: list[Finding] = []
+    pairs = default_ncci_pairs()
+    for key, group in by_payer.items():
+        lines += billing_lines(group, payers[key], year_to_date_spend, pairs)
+        findings += check_readiness(group, payers[key], year_to_date_spend, pairs)
+    return ClaimRun(docs, lines, findings, payers)
+
+
+def render(store: Store, run: ClaimRun, doc: Documentation, fmt: ExportFormat) -> bytes:
+    """One session's document in ``fmt``. CSV and 837P carry the line(s) this session is billed
+    on; a session documented but not billed (a second one that day) yields the header only."""
+    if fmt is ExportFormat.JSON:
+        return render_json(doc).encode()
+    if fmt is ExportFormat.PDF:
+        buffer = io.BytesIO()
+        row = store.get_session(doc.session_id)
+        render_pdf(doc, store.iter_samples(doc.session_id), buffer, t0=row.start_t)
+        return buffer.getvalue()
+    billed = run.billed_on(doc.session_id)
+    if fmt is ExportFormat.FHIR:
+        return json.dumps(render_fhir(doc, billed[0] if billed else None), indent=2).encode()
+    if fmt is ExportFormat.CSV:
+        return render_csv(billed).encode()
+    return render_x12(billed).encode() if billed else b""
+
+
+@dataclass
+class ExportSummary:
+    files: list[Path]
+    ready: list[str]
+    blocked: dict[str, list[Finding]]
+    lines: list[BillingLine]
+
+
+def export_to_directory(
+    store: Store,
+    session_ids: Sequence[str],
+    formats: Iterable[ExportFormat],
+    out_dir: Path,
+    *,
+    unit: ForceUnit = ForceUnit.LBF,
+    place_of_service: str = "11",
+    payer_key: str | None = None,
+    year_to_date_spend: Decimal = Decimal(0),
+    progress: Callable[[str], None] | None = None,
+) -> ExportSummary:
+    """Write each session's files as ``<session>/<session><suffix>`` plus, for CSV, one combined
+    ``billing-lines.csv`` of every line, the file billing systems import."""
+    formats = list(formats)
+    run = claim_run(
+        store,
+        session_ids,
+        unit=unit,
+        place_of_service=place_of_service,
+        payer_key=payer_key,
+        year_to_date_spend=year_to_date_spend,
+    )
+    out_dir.mkdir(parents=True, exist_ok=True)
+    files: list[Path] = []
+    for doc in run.docs:
+        folder = out_dir / doc.session_id
+        folder.mkdir(exist_ok=True)
+        for fmt in formats:
+            if fmt in (ExportFormat.CSV, ExportFormat.X12) and not run.billed_on(doc.session_id):
+                continue
+            path = folder / f"{doc.session_id}{fmt.suffix}"
+            path.write_bytes(render(store, run, doc, fmt))
+            files.append(path)
+        if progress is not None:
+            progress(doc.session_id)
+    if ExportFormat.CSV in formats:
+        combined = out_dir / "billing-lines.csv"
+        combined.write_text(render_csv(run.lines))
+        files.append(combined)
+    blocked = {sid: run.findings_for(sid) for sid in sorted(run.blocked)}
+    ready = [doc.session_id for doc in run.docs if doc.session_id not in run.blocked]
+    return ExportSummary(files, ready, blocked, run.lines)
