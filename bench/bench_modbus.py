@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import time
 
-from benchutil import Rate, interleaved, machine, percentile, write_section
+from benchutil import TICK_HEADER, Rate, interleaved, machine, sustainable_tick_rate, write_section
 from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient
 
 from devices.clock import ScaledClock
@@ -30,52 +30,7 @@ from simulators.ptypair import PtyPair
 WINDOW_S = 1.5  # each timed window
 ROUNDS = 3  # alternating subject/baseline windows; the best of each counts
 RTU_BAUD = 19200
-TICK_RATES_HZ = (25, 50, 100, 200, 400, 800, 1600)
-TICK_WINDOW_S = 1.0
 DESIGN_READ_8_MS = 21.0  # DESIGN.md: an 8-register read at 19200 baud
-
-
-async def sustainable_tick_rate(table: ModbusTable) -> tuple[int, list[str]]:
-    """The highest rate in TICK_RATES_HZ at which deadline ticks keep up; a line per rate tried.
-
-    A tick is what the control loop does every period: heartbeat, write the target only when it
-    changes (here it does not), read the state. A rate is sustained when at least 98 % of its ticks
-    run and no more than 1 % finish after the next deadline.
-    """
-    await table.set_target(0.0)
-    best = 0
-    lines: list[str] = []
-    for hz in TICK_RATES_HZ:
-        period = 1.0 / hz
-        wanted = int(TICK_WINDOW_S * hz)
-        durations: list[float] = []
-        start = time.perf_counter()
-        deadline = start
-        late = 0
-        for _ in range(wanted):
-            tick_start = time.perf_counter()
-            await table.heartbeat()
-            await table.set_target(0.0)
-            await table.read_state()
-            now = time.perf_counter()
-            durations.append(now - tick_start)
-            deadline += period
-            if now > deadline:
-                late += 1
-                deadline = now  # skip ahead rather than burst to catch up, as the loop does
-            else:
-                await asyncio.sleep(deadline - now)
-        elapsed = time.perf_counter() - start
-        achieved = wanted / elapsed
-        ok = achieved >= 0.98 * hz and late <= 0.01 * wanted
-        lines.append(
-            f"| {hz} | {achieved:.0f} | {1000 * percentile(durations, 0.5):.2f} | "
-            f"{1000 * percentile(durations, 0.99):.2f} | {late} | {'yes' if ok else 'no'} |"
-        )
-        if not ok:
-            break
-        best = hz
-    return best, lines
 
 
 def ratio_line(label: str, subject: Rate, baseline: Rate) -> str:
@@ -181,10 +136,6 @@ async def main() -> None:
     rtu_reads, rtu_ticks, rtu_best, wire = await bench_rtu(clock)
     took = time.perf_counter() - began
 
-    tick_header = [
-        "| target Hz | achieved Hz | tick p50 ms | tick p99 ms | late ticks | sustained |",
-        "|---|---|---|---|---|---|",
-    ]
     lines = [
         "### `read_state()` against raw pymodbus reading the same status block",
         "",
@@ -201,16 +152,16 @@ async def main() -> None:
         "|---|---|---|",
         *wire,
         "",
-        "### Highest sustainable tick rate (heartbeat + target-if-changed + state read)",
+        "### Highest sustainable tick rate (heartbeat + state read; target unchanged)",
         "",
         f"TCP loopback: **{tcp_best} Hz**",
         "",
-        *tick_header,
+        *TICK_HEADER,
         *tcp_ticks,
         "",
         f"RTU over pty (no baud pacing; host-bound): **{rtu_best} Hz**",
         "",
-        *tick_header,
+        *TICK_HEADER,
         *rtu_ticks,
         "",
         f"Total run time {took:.0f} s.",

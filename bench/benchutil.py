@@ -6,6 +6,7 @@ Each benchmark owns one section of bench/RESULTS.md, between ``<!-- name -->`` a
 
 from __future__ import annotations
 
+import asyncio
 import os
 import platform
 import shlex
@@ -23,6 +24,8 @@ RESULTS = BENCH_DIR / "RESULTS.md"
 
 if str(REPO) not in sys.path:  # run as a script from anywhere: the packages are at the repo root
     sys.path.insert(0, str(REPO))
+
+from devices.contract import Table  # noqa: E402 - needs the repository on the path
 
 
 @dataclass(frozen=True)
@@ -83,6 +86,56 @@ async def interleaved(
                 if exclusive is not None:
                     await exclusive[side][1]()
     return max(subjects, key=lambda r: r.per_second), max(baselines, key=lambda r: r.per_second)
+
+
+TICK_RATES_HZ = (25, 50, 100, 200, 400, 800, 1600)
+TICK_WINDOW_S = 1.0
+TICK_HEADER = [
+    "| target Hz | achieved Hz | tick p50 ms | tick p99 ms | late ticks | sustained |",
+    "|---|---|---|---|---|---|",
+]
+
+
+async def sustainable_tick_rate(table: Table) -> tuple[int, list[str]]:
+    """The highest rate in TICK_RATES_HZ at which deadline ticks keep up; a line per rate tried.
+
+    A tick is what the control loop does every period while the target holds still: heartbeat and
+    read the state (the loop writes the target only when it changes). A rate is sustained when at
+    least 98 % of its ticks run and no more than 1 % finish after the next deadline.
+    """
+    await table.set_target(0.0)
+    best = 0
+    lines: list[str] = []
+    for hz in TICK_RATES_HZ:
+        period = 1.0 / hz
+        wanted = int(TICK_WINDOW_S * hz)
+        durations: list[float] = []
+        start = time.perf_counter()
+        deadline = start
+        late = 0
+        for _ in range(wanted):
+            tick_start = time.perf_counter()
+            await table.heartbeat()
+            await table.read_state()
+            now = time.perf_counter()
+            durations.append(now - tick_start)
+            deadline += period
+            if now > deadline:
+                late += 1
+                deadline = now  # skip ahead rather than burst to catch up, as the loop does
+            else:
+                await asyncio.sleep(deadline - now)
+        elapsed = time.perf_counter() - start
+        achieved = wanted / elapsed
+        ok = achieved >= 0.98 * hz and late <= 0.01 * wanted
+        lines.append(
+            f"| {hz} | {achieved:.0f} | {1000 * percentile(durations, 0.5):.2f} | "
+            f"{1000 * percentile(durations, 0.99):.2f} | {late} | {'yes' if ok else 'no'} |"
+        )
+        if not ok:
+            break
+        best = hz
+    return best, lines
 
 
 def percentile(values: list[float], fraction: float) -> float:
