@@ -260,8 +260,9 @@ class Recorder:
                 self._store.add_batch(item.run_id, samples, events)
                 samples, events = [], []
                 sealed = self._finish(item)
-        if self._run_id is not None:
-            self._store.add_batch(self._run_id, samples, events)
+        if samples or events:
+            run_id = samples[0].run_id if samples else events[0].event.run_id
+            self._store.add_batch(run_id, samples, events)
         return sealed
 
     def _finish(self, finished: Finished) -> str:

@@ -1,10 +1,14 @@
-"""A recording process for the crash test: records a session until it is killed.
+"""A recording process for the crash test: records one session until it is killed.
 
-Usage: python session_recording_child.py DB_URL PATIENT_ID CLINICIAN_ID WORKSTATION RATE_HZ
+Usage: python session_recording_child.py MODE DB_URL PATIENT_ID CLINICIAN_ID WORKSTATION
 
-Publishes real ``Started``/``Sample`` records through a real ``Stream`` to a real ``Recorder`` at a
-fixed rate. Prints ``T0 <monotonic>`` once, then ``P <seq> <t>`` for every published sample, where
-``T0 + t`` is the system-wide monotonic moment of publication. It never finishes on its own.
+MODE ``loop``: the real control loop runs the lumbar intermittent profile on a simulated table served
+over Modbus TCP on loopback (scaled clock), with the recorder subscribed to its stream.
+MODE ``records``: real ``Started``/``Sample`` records published through a real ``Stream`` at 100 Hz.
+
+Either way a subscriber prints ``RUN <run_id>`` on ``Started`` and ``P <seq> <monotonic>`` for every
+sample as it is published (system-wide monotonic clock, comparable with the parent's). It never
+finishes on its own before the parent kills it.
 """
 
 from __future__ import annotations
@@ -15,24 +19,62 @@ import time
 import uuid
 from datetime import UTC, datetime
 
+from devices.clock import ScaledClock
+from devices.configfiles import config_file
 from devices.contract import StopKind
-from devices.records import Phase, Sample, Started
+from devices.limits import PatientFacts, load_limits
+from devices.loop import ControlLoop
+from devices.profiles import load_profile
+from devices.records import Phase, Record, Sample, Started
 from devices.stream import Stream
 from session.db import make_engine
 from session.recorder import Recorder
 from session.store import SessionContext, Store
+from traction.tables import open_table
 
 
-def no_overflow(kind: StopKind, reason: str) -> None:
+class Announcer:
+    """Tells the parent what was published, and when."""
+
+    def deliver(self, record: Record) -> None:
+        if isinstance(record, Started):
+            print(f"RUN {record.run_id}", flush=True)
+        elif isinstance(record, Sample):
+            print(f"P {record.seq} {time.monotonic()!r}", flush=True)
+
+
+def report_overflow(kind: StopKind, reason: str) -> None:
     print(f"OVERFLOW {kind} {reason}", flush=True)
 
 
-async def main(url: str, patient_id: int, clinician_id: int, workstation: str, rate: float) -> None:
-    store = Store(make_engine(url))
-    context = SessionContext(patient_id, clinician_id, workstation, ("lumbar",))
+async def with_loop(store: Store, context: SessionContext) -> None:
+    clock = ScaledClock(10.0)  # a 10-minute profile takes a minute: longer than the test waits
+    profile = load_profile(config_file("profiles", "lumbar-intermittent.toml"))
+    async with open_table("sim://lumbar", clock) as opened:
+        stream = Stream()
+        loop = ControlLoop(
+            opened.table,
+            profile,
+            patient=PatientFacts(body_weight_kg=82.0),
+            limits=load_limits(),
+            clock=clock,
+            stream=stream,
+            tick_hz=50.0,
+            operator_confirmed=True,
+        )
+        recorder = Recorder(store, context, loop.request_stop)
+        stream.subscribe(recorder)
+        stream.subscribe(Announcer())
+        async with recorder:
+            await loop.run()
+            await recorder.wait_finished()
+
+
+async def with_records(store: Store, context: SessionContext) -> None:
     stream = Stream()
-    recorder = Recorder(store, context, no_overflow)
+    recorder = Recorder(store, context, report_overflow)
     stream.subscribe(recorder)
+    stream.subscribe(Announcer())
     recorder.start()
     t0 = time.monotonic()
     run = str(uuid.uuid4())
@@ -42,19 +84,21 @@ async def main(url: str, patient_id: int, clinician_id: int, workstation: str, r
         "firmware": "1",
         "rated_max_force_n": 890.0,
     }
-    stream.publish(Started(run, 0.0, datetime.now(UTC), "sim://lumbar", device, {}, {}, rate, 1.0))
-    print(f"T0 {t0!r} {run}", flush=True)
-    period = 1.0 / rate
+    stream.publish(Started(run, 0.0, datetime.now(UTC), "sim://lumbar", device, {}, {}, 100.0, 1.0))
     seq = 0
     while True:
-        deadline = t0 + seq * period
+        deadline = t0 + seq * 0.01
         await asyncio.sleep(max(0.0, deadline - time.monotonic()))
-        t = time.monotonic() - t0
-        stream.publish(Sample(run, seq, t, 200.0, 199.0 + (seq % 7), Phase.HOLD))
-        print(f"P {seq} {t!r}", flush=True)
+        stream.publish(Sample(run, seq, time.monotonic() - t0, 200.0, 199.0, Phase.HOLD))
         seq += 1
 
 
+def main() -> None:
+    mode, url, patient, clinician, workstation = sys.argv[1:6]
+    store = Store(make_engine(url))
+    context = SessionContext(int(patient), int(clinician), workstation, ("lumbar",))
+    asyncio.run((with_loop if mode == "loop" else with_records)(store, context))
+
+
 if __name__ == "__main__":
-    url, patient, clinician, workstation, rate = sys.argv[1:6]
-    asyncio.run(main(url, int(patient), int(clinician), workstation, float(rate)))
+    main()
