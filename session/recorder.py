@@ -94,6 +94,7 @@ class Recorder:
         self._task: asyncio.Task[None] | None = None
         self._finished: asyncio.Future[str] | None = None
         self._closing = False
+        self._finishing = False
         self._stall_since: float | None = None
         self._stalls = 0
         self._written_samples = 0
@@ -134,11 +135,22 @@ class Recorder:
             log.error("on_overflow failed", error=str(exc))
 
     def _warn(self, reason: str, data: dict[str, object]) -> None:
-        """Record a warning event of the recorder's own in the session's event stream."""
+        """Record a warning event of the recorder's own in the session's event stream.
+
+        It goes before a ``Finished`` still waiting in the buffer, so the seal covers it. Once the
+        ``Finished`` is being written the record is closed: the warning is only logged.
+        """
         log.warning(reason, **data)
-        if self._run_id is not None:
-            event = Event(self._run_id, self._last_t, EventKind.WARNING, reason, dict(data))
-            self._buffer.append(NumberedEvent(next(self._event_seq), event))
+        if self._run_id is None or self._finishing:
+            return
+        event = NumberedEvent(
+            next(self._event_seq),
+            Event(self._run_id, self._last_t, EventKind.WARNING, reason, dict(data)),
+        )
+        if self._buffer and isinstance(self._buffer[-1], Finished):
+            self._buffer.insert(len(self._buffer) - 1, event)
+        else:
+            self._buffer.append(event)
 
     # --- the flush task ------------------------------------------------------------------------
 
@@ -202,7 +214,7 @@ class Recorder:
 
     async def _drain(self) -> None:
         while self._buffer:
-            batch = list(itertools.islice(self._buffer, self._max_batch))
+            batch = self._next_batch()
             write = asyncio.ensure_future(asyncio.to_thread(self._write, batch))
             done, _ = await asyncio.wait({write}, timeout=self._stall_after)
             if not done:
@@ -223,6 +235,19 @@ class Recorder:
             self._recovered()
             if digest is not None and self._finished is not None and not self._finished.done():
                 self._finished.set_result(digest)
+
+    def _next_batch(self) -> list[Item]:
+        """Up to ``max_batch`` records before the ``Finished``; the ``Finished`` alone, last, so
+        every warning the recorder adds before it is sealed with the session."""
+        batch: list[Item] = []
+        for item in itertools.islice(self._buffer, self._max_batch):
+            if isinstance(item, Finished):
+                if not batch:
+                    self._finishing = True
+                    batch.append(item)
+                break
+            batch.append(item)
+        return batch
 
     def _stalled(self, reason: str) -> None:
         if self._stall_since is not None:

@@ -242,3 +242,37 @@ def test_sigkill_mid_session_leaves_an_interrupted_session_with_every_flushed_sa
     last = [s for s in store.iter_samples(run)][-1]
     assert row.sample_count == len(stored) and row.last_sample_t == last.t
     assert verify(store, run).ok
+
+
+async def test_failing_writes_are_retried_until_the_database_is_back(
+    engine: sa.Engine, store: Store, context: SessionContext
+) -> None:
+    """Writes that fail outright (here: the samples table gone for a while) keep the records in
+    memory, record a warning, and are retried until they succeed."""
+    stops = StopRequests()
+    stream = Stream()
+    started = make_started()
+    run = started.run_id
+    async with Recorder(store, context, stops) as recorder:
+        stream.subscribe(recorder)
+        stream.publish(started)
+        for i in range(20):
+            stream.publish(Sample(run, i, i * 0.02, 100.0, 99.0, Phase.HOLD))
+        await asyncio.sleep(0.6)
+        with engine.begin() as conn:
+            conn.exec_driver_sql("ALTER TABLE samples RENAME TO samples_away")
+        for i in range(20, 60):
+            stream.publish(Sample(run, i, i * 0.02, 100.0, 99.0, Phase.HOLD))
+            await asyncio.sleep(0.02)
+        while recorder.stats().stalls == 0:
+            await asyncio.sleep(0.05)
+        assert recorder.stats().buffered >= 40
+        with engine.begin() as conn:
+            conn.exec_driver_sql("ALTER TABLE samples_away RENAME TO samples")
+        stream.publish(Finished(run, 1.2, started.wall, Outcome.COMPLETED, "ok", 60))
+        await asyncio.wait_for(recorder.wait_finished(), 60)
+    assert seqs(store, run) == list(range(60))
+    reasons = [e.reason for e in store.iter_events(run) if e.kind == EventKind.WARNING]
+    assert any(r.startswith("database write failed") for r in reasons), reasons
+    assert any(r.startswith("database back after") for r in reasons), reasons
+    assert stops.calls == [] and verify(store, run).ok
