@@ -264,7 +264,9 @@ async def test_failing_writes_are_retried_until_the_database_is_back(
         for i in range(20, 60):
             stream.publish(Sample(run, i, i * 0.02, 100.0, 99.0, Phase.HOLD))
             await asyncio.sleep(0.02)
-        while recorder.stats().stalls == 0:
+        for _ in range(600):  # the next flush fails within a fraction of a second
+            if recorder.stats().stalls:
+                break
             await asyncio.sleep(0.05)
         assert recorder.stats().buffered >= 40
         with engine.begin() as conn:
