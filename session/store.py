@@ -170,6 +170,14 @@ class Store:
             raise StoreError(f"no clinician with id {clinician_id}")
         return clinician
 
+    def list_patients(self) -> list[Patient]:
+        with self._session() as db:
+            return list(db.exec(select(Patient).order_by(col(Patient.reference))).all())
+
+    def list_clinicians(self) -> list[Clinician]:
+        with self._session() as db:
+            return list(db.exec(select(Clinician).order_by(col(Clinician.id))).all())
+
     # --- a session's life ----------------------------------------------------------------------
 
     def create_session(self, started: Started, context: SessionContext) -> TreatmentSession:

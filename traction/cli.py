@@ -4,6 +4,11 @@ from __future__ import annotations
 
 import typer
 
+from traction.commands.demo import demo
+from traction.commands.export import export
+from traction.commands.people import clinicians_app, patients_app
+from traction.commands.records import db_app, sessions_app, verify
+from traction.commands.run import run
 from traction.commands.simulate import simulate
 from traction.logs import configure_logging
 
@@ -27,7 +32,15 @@ def _global(
     configure_logging(log_level, json=log_json)
 
 
+app.command()(demo)
+app.command()(run)
 app.command()(simulate)
+app.command()(export)
+app.command()(verify)
+app.add_typer(sessions_app, name="sessions")
+app.add_typer(patients_app, name="patients")
+app.add_typer(clinicians_app, name="clinicians")
+app.add_typer(db_app, name="db")
 
 
 def main() -> None:

@@ -9,6 +9,9 @@ import typer
 from rich.console import Console
 
 from devices.errors import ConfigError, TableError, TractionError
+from session.db import SchemaError
+from session.documentation import DocumentationError
+from session.store import StoreError
 from traction.exitcodes import Exit
 
 _stderr = Console(stderr=True)
@@ -27,6 +30,9 @@ def friendly_errors() -> Iterator[None]:
             f"[red]table error:[/] {exc}\nCheck the cable, address and power, then retry."
         )
         raise typer.Exit(Exit.TABLE) from None
+    except (SchemaError, StoreError, DocumentationError) as exc:
+        _stderr.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(Exit.USAGE) from None
     except TractionError as exc:
         _stderr.print(f"[red]error:[/] {exc}")
         raise typer.Exit(Exit.FAILED) from None

@@ -1,0 +1,148 @@
+"""``traction run``: treat one patient on one table from a profile."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from devices.loop import StartRefused
+from devices.records import Outcome
+from devices.units import format_force
+from session.models import AbnStatus
+from session.store import SessionContext
+from traction.context import open_store, settings_from
+from traction.errors import friendly_errors
+from traction.exitcodes import Exit
+from traction.options import ConfigOption
+from traction.treat import Refused, resolve_profile, treat
+
+OUTCOME_EXIT = {
+    Outcome.COMPLETED: Exit.OK,
+    Outcome.STOPPED: Exit.STOPPED,
+    Outcome.TRIPPED: Exit.TRIPPED,
+    Outcome.INTERRUPTED: Exit.FAILED,
+}
+
+
+def run(
+    profile: Annotated[
+        str, typer.Argument(help="Profile file, or a shipped one: demo, lumbar-intermittent, ...")
+    ],
+    patient: Annotated[str, typer.Option(help="Patient reference (see `traction patients`).")],
+    clinician: Annotated[
+        int, typer.Option(help="Treating clinician id (see `traction clinicians`).")
+    ],
+    supervisor: Annotated[
+        int | None, typer.Option(help="Supervising clinician id, if another.")
+    ] = None,
+    table: Annotated[
+        str | None, typer.Option(help="Table name from the settings (default: the first).")
+    ] = None,
+    url: Annotated[str | None, typer.Option(help="Table URL instead of a configured name.")] = None,
+    region: Annotated[
+        str | None, typer.Option(help="Region treated; must match the profile's.")
+    ] = None,
+    diagnosis: Annotated[
+        list[str] | None, typer.Option(help="ICD-10-CM code, primary first. Repeatable.")
+    ] = None,
+    necessity: Annotated[
+        str | None, typer.Option(help="Medical necessity: how traction serves the plan of care.")
+    ] = None,
+    plan_of_care: Annotated[str | None, typer.Option(help="Plan-of-care reference.")] = None,
+    abn: Annotated[
+        AbnStatus | None, typer.Option(help="Advance Beneficiary Notice status.")
+    ] = None,
+    confirm_force: Annotated[
+        bool,
+        typer.Option(
+            "--confirm-force",
+            help="Operator confirms a hold force above the confirmation threshold.",
+        ),
+    ] = False,
+    time_scale: Annotated[
+        float,
+        typer.Option(min=0.01, max=1000, help="Simulated tables only: run this many times faster."),
+    ] = 1.0,
+    tick_hz: Annotated[
+        float | None, typer.Option(help="Control rate; default follows the wire.")
+    ] = None,
+    config: ConfigOption = None,
+) -> None:
+    """Treat one patient on one table, with a live force readout.
+
+    The prescription is checked against the safety limits, the table and the patient first; any
+    violation is listed and nothing starts. Ctrl-C stops with a controlled ramp-down; a second
+    Ctrl-C releases at once. Every sample is recorded and the session sealed.
+
+    Example:
+
+      traction run lumbar-intermittent --patient MRN-00412 --clinician 1 --diagnosis M51.16
+    """
+    console = Console()
+    with friendly_errors():
+        settings = settings_from(config)
+        store = open_store(settings)
+        prescription = resolve_profile(profile)
+        if region is not None and region != prescription.region.value:
+            raise typer.BadParameter(
+                f"the profile treats {prescription.region.value}, not {region}; pick a "
+                f"{region} profile",
+                param_hint="--region",
+            )
+        if url is not None:
+            target_url = url
+        elif table is not None:
+            target_url = settings.table(table).url
+        else:
+            target_url = settings.tables[0].url
+        person = store.patient_by_reference(patient)
+        store.get_clinician(clinician)
+        context = SessionContext(
+            patient_id=person.id or 0,
+            treating_clinician_id=clinician,
+            supervising_clinician_id=supervisor,
+            workstation=settings.workstation,
+            regions=(prescription.region.value,),
+            diagnosis_codes=tuple(diagnosis or ()),
+            medical_necessity=necessity,
+            plan_of_care_ref=plan_of_care,
+            patient_position=prescription.position,
+            pull_angle_deg=prescription.angle_deg,
+            abn_status=abn,
+        )
+        try:
+            result = asyncio.run(
+                treat(
+                    store,
+                    target_url,
+                    prescription,
+                    person,
+                    context,
+                    time_scale=time_scale,
+                    unit=settings.display_unit,
+                    console=console,
+                    operator_confirmed=confirm_force,
+                    tick_hz=tick_hz,
+                )
+            )
+        except Refused as refused:
+            console.print(
+                f"[red]Refused:[/] {len(refused.violations)} safety violation(s); nothing was started."
+            )
+            raise typer.Exit(Exit.REFUSED) from None
+        except StartRefused as refused:
+            console.print(f"[red]Not started:[/] {refused}")
+            raise typer.Exit(Exit.REFUSED) from None
+        finished = result.finished
+        console.print(
+            f"session {result.session_id}: {finished.outcome.value} ({finished.reason}); "
+            f"{finished.sample_count} samples recorded, sealed {result.seal[:16]}…"
+        )
+        console.print(
+            f"hold force {format_force(prescription.hold_force_n, settings.display_unit)}; "
+            f"export: traction export {result.session_id} --format pdf"
+        )
+        raise typer.Exit(OUTCOME_EXIT[finished.outcome])

@@ -1,0 +1,146 @@
+"""Running one treatment from the workstation's terminal: shared by ``traction run`` and ``demo``."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+
+from devices.clock import ScaledClock
+from devices.configfiles import config_file
+from devices.errors import ConfigError
+from devices.limits import Violation, blocking, load_limits
+from devices.profiles import ForceProfile, load_profile
+from devices.units import ForceUnit
+from devices.urls import parse_table_url
+from session.models import Patient
+from session.runner import Treatment, TreatmentResult, preflight
+from session.store import SessionContext, Store
+from traction.faults import LINK_FAULTS, ScheduledFault
+from traction.live import LiveView
+from traction.tables import OpenTable, open_table
+
+
+def resolve_profile(text: str) -> ForceProfile:
+    """A profile file path, or the name of one shipped in configs/profiles/ (e.g. ``demo``)."""
+    path = Path(text)
+    if path.is_file():
+        return load_profile(path)
+    shipped = config_file("profiles", f"{text}.toml")
+    if shipped.is_file():
+        return load_profile(str(shipped))
+    names = sorted(
+        p.name.removesuffix(".toml")
+        for p in config_file("profiles").iterdir()
+        if p.name.endswith(".toml")
+    )
+    raise ConfigError(
+        "profile", f"{text!r} is neither a file nor a shipped profile ({', '.join(names)})"
+    )
+
+
+def violations_table(violations: list[Violation], unit: ForceUnit) -> Table:
+    table = Table("", "field", "value", "limit", "rule", title="Safety check")
+    for v in violations:
+        mark = "[red]BLOCK[/]" if v.blocking else "[yellow]warn[/]"
+        table.add_row(mark, v.field, v.value, v.limit, v.message)
+    return table
+
+
+@dataclass
+class Refused(Exception):
+    """The prescription did not pass the safety check; nothing moved."""
+
+    violations: list[Violation]
+
+
+async def treat(
+    store: Store,
+    url: str,
+    profile: ForceProfile,
+    patient: Patient,
+    context: SessionContext,
+    *,
+    time_scale: float,
+    unit: ForceUnit,
+    console: Console,
+    operator_confirmed: bool = False,
+    tick_hz: float | None = None,
+    limits_path: Path | None = None,
+    faults: Sequence[ScheduledFault] = (),
+) -> TreatmentResult:
+    """Check, run with a live readout, and record one session. Ctrl-C stops with a controlled
+    ramp-down; a second Ctrl-C releases at once. Raises :class:`Refused` on a blocking violation."""
+    if time_scale != 1.0 and parse_table_url(url).scheme != "sim":
+        raise ConfigError("--time-scale", "only simulated (sim://) tables run on a scaled clock")
+    limits = load_limits(limits_path)
+    clock = ScaledClock(time_scale)
+    async with open_table(url, clock) as opened:
+        device, violations = await preflight(
+            opened.table, profile, patient, limits, operator_confirmed
+        )
+        if violations:
+            console.print(violations_table(violations, unit))
+        if blocking(violations):
+            raise Refused(blocking(violations))
+        treatment = Treatment(
+            store,
+            opened.table,
+            profile,
+            patient,
+            context,
+            limits,
+            clock,
+            tick_hz=tick_hz,
+            operator_confirmed=operator_confirmed,
+        )
+        view = LiveView(
+            unit,
+            profile.total_s,
+            limits.hard_limit_n(profile, device),
+            f"{device.model} {device.serial_number} - patient {patient.reference} - {profile.name}",
+        )
+        treatment.subscribe(view)
+        presses = 0
+
+        def on_interrupt() -> None:
+            nonlocal presses
+            presses += 1
+            if presses == 1:
+                view.status = "stopping (controlled ramp-down)"
+                treatment.loop.stop("operator pressed Ctrl-C")
+            else:
+                treatment.loop.release("operator pressed Ctrl-C twice: immediate release")
+
+        loop = asyncio.get_running_loop()
+        loop.add_signal_handler(signal.SIGINT, on_interrupt)
+        injector = asyncio.create_task(_inject(faults, opened, clock, console))
+        try:
+            with Live(view, console=console, refresh_per_second=8, transient=False):
+                return await treatment.run()
+        finally:
+            injector.cancel()
+            loop.remove_signal_handler(signal.SIGINT)
+
+
+async def _inject(
+    faults: Sequence[ScheduledFault], opened: OpenTable, clock: ScaledClock, console: Console
+) -> None:
+    """Apply scheduled faults to a simulated table at their session times (rehearsals)."""
+    if faults and not opened.simulated:
+        raise ConfigError("--fault", "faults can only be injected into simulated (sim://) tables")
+    start = clock.now()
+    for fault in sorted(faults, key=lambda f: f.at_s):
+        await clock.sleep_until(start + fault.at_s)
+        model = opened.models.get(fault.table)
+        if model is None or fault.kind in LINK_FAULTS:
+            console.print(f"[yellow]fault {fault.kind} cannot be injected here; skipped[/]")
+            continue
+        fault.apply(model, clock.now())
+        console.print(f"[magenta]injected {fault.kind}[/] at {fault.at_s:g} s")
