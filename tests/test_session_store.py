@@ -13,6 +13,7 @@ from conftest_db import make_started
 from sqlalchemy.engine import Engine
 from sqlmodel import SQLModel
 
+import session.accounts  # noqa: F401  (users and tokens belong to the compared metadata)
 from devices.records import Event, EventKind, Finished, Outcome, Phase, Sample
 from session.db import SchemaError, check_schema, head_revision, make_engine, upgrade
 from session.seal import seal, verify

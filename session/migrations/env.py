@@ -6,7 +6,8 @@ import sqlalchemy as sa
 from alembic import context
 from sqlmodel import SQLModel
 
-import session.models  # noqa: F401  (registers the tables on SQLModel.metadata)
+import session.accounts  # noqa: F401  (registers the tables on SQLModel.metadata)
+import session.models  # noqa: F401
 
 config = context.config
 target_metadata = SQLModel.metadata

@@ -1,0 +1,85 @@
+"""Users and tokens on SQLite and PostgreSQL: tokens stored only as digests, refused when expired,
+revoked or their user deactivated."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from session.accounts import AccountError, Accounts, Role, token_digest
+from session.models import Discipline
+from session.store import Store
+
+
+@pytest.fixture
+def accounts(engine: Engine) -> Accounts:
+    return Accounts(engine)
+
+
+def test_an_issued_token_authenticates_its_user(accounts: Accounts) -> None:
+    accounts.create_user("dana", Role.TECHNICIAN)
+    issued = accounts.issue_token("dana", ttl_hours=8, label="room 2")
+    user = accounts.authenticate(issued.plaintext)
+    assert user is not None and user.name == "dana" and user.role == "technician"
+    assert issued.token.expires_at - issued.token.created_at == timedelta(hours=8)
+
+
+def test_only_the_digest_is_stored_never_the_token(accounts: Accounts, engine: Engine) -> None:
+    accounts.create_user("dana", Role.BILLING)
+    issued = accounts.issue_token("dana", ttl_hours=1)
+    with engine.connect() as conn:
+        rows = conn.execute(sa.text("SELECT * FROM api_tokens")).mappings().all()
+    assert len(rows) == 1
+    stored = " ".join(str(v) for v in rows[0].values())
+    assert issued.plaintext not in stored
+    assert rows[0]["token_sha256"] == token_digest(issued.plaintext)
+
+
+def test_unknown_malformed_expired_and_revoked_tokens_are_refused(accounts: Accounts) -> None:
+    accounts.create_user("sam", Role.CLINICIAN)
+    assert accounts.authenticate("trk_not-a-token") is None
+    assert accounts.authenticate("") is None
+    past = datetime.now(UTC) - timedelta(hours=3)
+    expired = accounts.issue_token("sam", ttl_hours=2, now=past)
+    assert accounts.authenticate(expired.plaintext) is None
+    live = accounts.issue_token("sam", ttl_hours=2)
+    assert accounts.authenticate(live.plaintext) is not None
+    accounts.revoke_token(live.token.id or 0)
+    assert accounts.authenticate(live.plaintext) is None
+    [revoked] = [t for t, _ in accounts.tokens("sam") if t.id == live.token.id]
+    assert revoked.revoked_at is not None
+
+
+def test_a_deactivated_users_tokens_stop_working(accounts: Accounts) -> None:
+    accounts.create_user("lee", Role.ADMIN)
+    issued = accounts.issue_token("lee", ttl_hours=1)
+    accounts.deactivate("lee")
+    assert accounts.authenticate(issued.plaintext) is None
+    with pytest.raises(AccountError, match="deactivated"):
+        accounts.issue_token("lee", ttl_hours=1)
+
+
+def test_bad_requests_name_the_field_and_rule(accounts: Accounts) -> None:
+    with pytest.raises(AccountError, match="role 'nurse' must be one of technician"):
+        accounts.create_user("kim", "nurse")
+    accounts.create_user("kim", Role.BILLING)
+    with pytest.raises(AccountError, match="'kim' already exists"):
+        accounts.create_user("kim", Role.BILLING)
+    with pytest.raises(AccountError, match="clinician_id 99 is not a clinician"):
+        accounts.create_user("pat", Role.CLINICIAN, clinician_id=99)
+    with pytest.raises(AccountError, match="ttl_hours 0 must be above 0"):
+        accounts.issue_token("kim", ttl_hours=0)
+    with pytest.raises(AccountError, match="no user named 'nobody'"):
+        accounts.issue_token("nobody", ttl_hours=1)
+    with pytest.raises(AccountError, match="no token with id 12345"):
+        accounts.revoke_token(12345)
+
+
+def test_a_clinician_user_links_to_their_clinician_row(accounts: Accounts, store: Store) -> None:
+    clinician = store.add_clinician("Dana Reyes", "PT, DPT", Discipline.PT)
+    user = accounts.create_user("dreyes", Role.CLINICIAN, clinician_id=clinician.id)
+    assert accounts.get_user("dreyes").clinician_id == clinician.id == user.clinician_id
+    assert [u.name for u in accounts.users()] == ["dreyes"]
