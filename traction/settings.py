@@ -65,6 +65,9 @@ class Settings(BaseSettings):
         default_factory=lambda: [TableSetting(name="table-1", url="sim://lumbar")]
     )
     token_ttl_hours: float = Field(default=12.0, gt=0, le=24 * 90)
+    sim_time_scale: float = Field(
+        default=1.0, gt=0, le=1000, description="sim:// tables served by `traction serve` only"
+    )
     place_of_service: str = Field(default="11", pattern=r"^\d{2}$")
 
     @classmethod
