@@ -96,46 +96,73 @@ TICK_HEADER = [
 ]
 
 
+@dataclass(frozen=True)
+class TickRun:
+    """One window of deadline ticks at a target rate."""
+
+    hz: int
+    achieved_hz: float
+    durations: list[float]
+    late: int
+
+    @property
+    def sustained(self) -> bool:
+        wanted = len(self.durations)
+        return self.achieved_hz >= 0.98 * self.hz and self.late <= 0.01 * wanted
+
+    def row(self, note: str = "") -> str:
+        p50, p99 = percentile(self.durations, 0.5), percentile(self.durations, 0.99)
+        verdict = "yes" if self.sustained else "no"
+        return (
+            f"| {self.hz} | {self.achieved_hz:.0f} | {1000 * p50:.2f} | {1000 * p99:.2f} | "
+            f"{self.late} | {verdict}{note} |"
+        )
+
+
+async def tick_window(table: Table, hz: int) -> TickRun:
+    """Deadline ticks at ``hz`` for TICK_WINDOW_S: heartbeat and read, as the control loop does."""
+    period = 1.0 / hz
+    wanted = int(TICK_WINDOW_S * hz)
+    durations: list[float] = []
+    start = time.perf_counter()
+    deadline = start
+    late = 0
+    for _ in range(wanted):
+        tick_start = time.perf_counter()
+        await table.heartbeat()
+        await table.read_state()
+        now = time.perf_counter()
+        durations.append(now - tick_start)
+        deadline += period
+        if now > deadline:
+            late += 1
+            deadline = now  # skip ahead rather than burst to catch up, as the loop does
+        else:
+            await asyncio.sleep(deadline - now)
+    return TickRun(hz, wanted / (time.perf_counter() - start), durations, late)
+
+
 async def sustainable_tick_rate(table: Table) -> tuple[int, list[str]]:
-    """The highest rate in TICK_RATES_HZ at which deadline ticks keep up; a line per rate tried.
+    """The highest rate in TICK_RATES_HZ at which deadline ticks keep up; a row per rate tried.
 
     A tick is what the control loop does every period while the target holds still: heartbeat and
     read the state (the loop writes the target only when it changes). A rate is sustained when at
-    least 98 % of its ticks run and no more than 1 % finish after the next deadline.
+    least 98 % of its ticks run and no more than 1 % finish after the next deadline. A rate that
+    misses gets a second window, so one stall on a busy machine does not end the ladder.
     """
     await table.set_target(0.0)
     best = 0
-    lines: list[str] = []
+    rows: list[str] = []
     for hz in TICK_RATES_HZ:
-        period = 1.0 / hz
-        wanted = int(TICK_WINDOW_S * hz)
-        durations: list[float] = []
-        start = time.perf_counter()
-        deadline = start
-        late = 0
-        for _ in range(wanted):
-            tick_start = time.perf_counter()
-            await table.heartbeat()
-            await table.read_state()
-            now = time.perf_counter()
-            durations.append(now - tick_start)
-            deadline += period
-            if now > deadline:
-                late += 1
-                deadline = now  # skip ahead rather than burst to catch up, as the loop does
-            else:
-                await asyncio.sleep(deadline - now)
-        elapsed = time.perf_counter() - start
-        achieved = wanted / elapsed
-        ok = achieved >= 0.98 * hz and late <= 0.01 * wanted
-        lines.append(
-            f"| {hz} | {achieved:.0f} | {1000 * percentile(durations, 0.5):.2f} | "
-            f"{1000 * percentile(durations, 0.99):.2f} | {late} | {'yes' if ok else 'no'} |"
-        )
-        if not ok:
+        run = await tick_window(table, hz)
+        note = ""
+        if not run.sustained:
+            run, note = await tick_window(table, hz), " (second window)"
+        rows.append(run.row(note))
+        if not run.sustained:
             break
         best = hz
-    return best, lines
+    return best, rows
 
 
 def percentile(values: list[float], fraction: float) -> float:
