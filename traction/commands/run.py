@@ -16,6 +16,7 @@ from session.store import SessionContext
 from traction.context import open_store, settings_from
 from traction.errors import friendly_errors
 from traction.exitcodes import Exit
+from traction.faults import parse_fault
 from traction.options import ConfigOption
 from traction.treat import Refused, resolve_profile, treat
 
@@ -68,6 +69,10 @@ def run(
     ] = 1.0,
     tick_hz: Annotated[
         float | None, typer.Option(help="Control rate; default follows the wire.")
+    ] = None,
+    fault: Annotated[
+        list[str] | None,
+        typer.Option(help="Simulated tables only: rehearse KIND@SECONDS, e.g. stop-switch@30."),
     ] = None,
     config: ConfigOption = None,
 ) -> None:
@@ -126,6 +131,7 @@ def run(
                     console=console,
                     operator_confirmed=confirm_force,
                     tick_hz=tick_hz,
+                    faults=[parse_fault(text) for text in fault or []],
                 )
             )
         except Refused as refused:

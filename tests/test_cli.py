@@ -1,0 +1,254 @@
+"""The `traction` command through Typer's runner, on real simulated tables and real SQLite files."""
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import jsonschema
+import pytest
+from pypdf import PdfReader
+from typer.testing import CliRunner
+
+from session.export.json_doc import published_schema
+from traction.cli import app
+from traction.exitcodes import Exit
+
+SCALE = "30"
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("TRACTION_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("COLUMNS", "160")
+    return tmp_path
+
+
+def invoke(*args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(app, list(args))
+    return result.exit_code, result.output
+
+
+def setup_people(weight: str = "82", *extra: str) -> None:
+    code, out = invoke(
+        "patients",
+        "add",
+        "MRN-1",
+        "--weight-kg",
+        weight,
+        "--sex",
+        "female",
+        "--payer",
+        "medicare",
+        *extra,
+    )
+    assert code == 0, out
+    code, out = invoke(
+        "clinicians",
+        "add",
+        "Dana Reyes",
+        "--credentials",
+        "PT, DPT",
+        "--discipline",
+        "PT",
+        "--npi",
+        "1234567893",
+    )
+    assert code == 0, out
+
+
+def session_ids(db: Path) -> list[str]:
+    with sqlite3.connect(db) as conn:
+        return [row[0] for row in conn.execute("SELECT id FROM sessions ORDER BY started_at")]
+
+
+def test_demo_runs_to_the_end_and_its_exports_open(data_dir: Path) -> None:
+    code, out = invoke("demo", "--time-scale", SCALE)
+    assert code == 0, out
+    assert "completed" in out and "97012" in out and "ready to bill" in out
+    pdf = next(data_dir.glob("exports/*/*.pdf"))
+    reader = PdfReader(pdf)
+    text = "".join(page.extract_text() for page in reader.pages)
+    assert "97012" in text and "DEMO-0001" in text and "M51.16" in text
+    assert any(page.images for page in reader.pages)  # the force/time plot
+    doc = json.loads(next(data_dir.glob("exports/*/*[0-9a-f].json")).read_text())
+    jsonschema.validate(doc, published_schema())
+    assert doc["delivered"]["cycles"] >= 1
+    assert (data_dir / "exports" / "billing-lines.csv").read_text().count("97012") == 1
+
+
+def test_run_refuses_a_contraindicated_patient_with_exit_3(data_dir: Path) -> None:
+    setup_people("82", "--contraindication", "osteoporosis")
+    code, out = invoke(
+        "run", "demo", "--patient", "MRN-1", "--clinician", "1", "--time-scale", SCALE
+    )
+    assert code == Exit.REFUSED, out
+    assert "Osteoporosis" in out and "nothing was started" in out
+    assert session_ids(data_dir / "traction.db") == []
+
+
+def test_run_completes_then_sessions_verify_and_export(data_dir: Path) -> None:
+    setup_people()
+    code, out = invoke(
+        "run",
+        "demo",
+        "--patient",
+        "MRN-1",
+        "--clinician",
+        "1",
+        "--diagnosis",
+        "M51.16",
+        "--necessity",
+        "radicular pain",
+        "--time-scale",
+        SCALE,
+    )
+    assert code == Exit.OK, out
+    [sid] = session_ids(data_dir / "traction.db")
+    code, out = invoke("sessions", "list", "--patient", "MRN-1")
+    assert code == 0 and sid in out and "completed" in out
+    code, out = invoke("sessions", "show", sid)
+    assert code == 0 and "released" in out
+    code, out = invoke("verify", sid)
+    assert code == 0 and "ok" in out
+    code, out = invoke("export", sid, "-f", "csv", "-f", "x12", "--out", str(data_dir / "claims"))
+    assert code == 0, out
+    assert "blocked" in out and "NO_SIGNATURE" in out  # nobody signed yet: billing is told
+    assert (data_dir / "claims" / sid / f"{sid}.837p.txt").read_text().startswith("HI*")
+    code, out = invoke("sessions", "sign", sid, "--clinician", "1")
+    assert code == 0, out
+
+
+def test_a_stop_switch_trip_exits_4_and_tampering_exits_6(data_dir: Path) -> None:
+    setup_people()
+    code, out = invoke(
+        "run",
+        "demo",
+        "--patient",
+        "MRN-1",
+        "--clinician",
+        "1",
+        "--time-scale",
+        SCALE,
+        "--fault",
+        "stop-switch@30",
+    )
+    assert code == Exit.TRIPPED, out
+    [sid] = session_ids(data_dir / "traction.db")
+    with sqlite3.connect(data_dir / "traction.db") as conn:
+        conn.execute(
+            "UPDATE samples SET measured_n = measured_n + 1 WHERE session_id = ? AND seq = 3",
+            (sid,),
+        )
+    code, out = invoke("verify", sid)
+    assert code == Exit.INTEGRITY, out
+    assert "CHANGED" in out
+
+
+def test_usage_errors_exit_2_with_the_rule(data_dir: Path) -> None:
+    setup_people()
+    code, out = invoke(
+        "run",
+        "demo",
+        "--patient",
+        "MRN-1",
+        "--clinician",
+        "1",
+        "--url",
+        "modbus+tcp://127.0.0.1:1?unit=1",
+        "--time-scale",
+        "5",
+    )
+    assert code == Exit.USAGE and "only simulated (sim://) tables" in out
+    code, out = invoke("run", "nope", "--patient", "MRN-1", "--clinician", "1")
+    assert code == Exit.USAGE and "neither a file nor a shipped profile" in out
+    code, out = invoke("run", "demo", "--patient", "MRN-404", "--clinician", "1")
+    assert code == Exit.USAGE and "MRN-404" in out
+    code, out = invoke("patients", "add", "MRN-1", "--weight-kg", "80")
+    assert code == Exit.USAGE and "already exists" in out
+    code, out = invoke(
+        "run", "demo", "--patient", "MRN-1", "--clinician", "1", "--region", "cervical"
+    )
+    assert code == Exit.USAGE and "treats lumbar" in out
+
+
+def test_unreachable_table_exits_5(data_dir: Path) -> None:
+    setup_people()
+    code, out = invoke(
+        "run",
+        "demo",
+        "--patient",
+        "MRN-1",
+        "--clinician",
+        "1",
+        "--url",
+        "modbus+tcp://127.0.0.1:9?unit=1&timeout=0.1",
+    )
+    assert code == Exit.TABLE, out
+    assert "table error" in out
+
+
+def test_db_upgrade_and_status(data_dir: Path) -> None:
+    code, out = invoke("db", "upgrade")
+    assert code == 0 and "revision" in out
+    code, out = invoke("db", "status")
+    assert code == 0 and "software expects" in out
+
+
+@pytest.mark.parametrize("presses", [1, 2])
+def test_ctrl_c_stops_with_a_ramp_down_and_the_table_ends_released(
+    data_dir: Path, presses: int
+) -> None:
+    """A real process and real SIGINTs: the first Ctrl-C is a controlled stop, a second one
+    releases at once; either way exit 7 and the last event is the release."""
+    setup_people()
+    env = {**os.environ, "TRACTION_DATA_DIR": str(data_dir)}
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "traction",
+            "run",
+            "lumbar-intermittent",
+            "--confirm-force",
+            "--patient",
+            "MRN-1",
+            "--clinician",
+            "1",
+            "--time-scale",
+            "10",
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    db = data_dir / "traction.db"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        time.sleep(0.5)
+        if db.exists() and session_ids(db):
+            with sqlite3.connect(db) as conn:
+                if conn.execute("SELECT count(*) FROM samples").fetchone()[0] > 20:
+                    break
+    for _ in range(presses):
+        proc.send_signal(signal.SIGINT)
+        time.sleep(0.3)
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == Exit.STOPPED, out
+    with sqlite3.connect(db) as conn:
+        outcome, reason = conn.execute("SELECT outcome, outcome_reason FROM sessions").fetchone()
+        kinds = [k for (k,) in conn.execute("SELECT kind FROM events ORDER BY seq")]
+        last_phases = [
+            p for (p,) in conn.execute("SELECT phase FROM samples ORDER BY seq DESC LIMIT 3")
+        ]
+    assert outcome == "stopped" and "Ctrl-C" in reason
+    assert "stop_requested" in kinds and kinds[-1] == "released"
+    if presses == 1:
+        assert last_phases[0] == "stopping"  # ramped down under supervision
+    else:
+        assert kinds.count("stop_requested") == 2 and "twice" in reason

@@ -1,0 +1,5 @@
+"""``python -m traction`` runs the command line."""
+
+from traction.cli import main
+
+main()

@@ -1,0 +1,75 @@
+"""Who may call what: the role-by-route matrix, as data, in this one place.
+
+Each route needs one permission; each role holds a set of permissions. The auth dependency looks a
+request's route up here, so a route missing from :data:`ROUTE_PERMISSIONS` is refused to everyone
+(fail closed), and a test checks every role against every route.
+"""
+
+from __future__ import annotations
+
+import enum
+
+from session.accounts import Role
+
+
+class Permission(enum.StrEnum):
+    READ = "read"  # tables, sessions, samples, live telemetry, health
+    RUN = "run"  # validate, start, pause, resume, stop, release
+    DOCUMENT = "document"  # amend documentation fields
+    EXPORT = "export"  # documents and billing files
+    ADMIN = "admin"  # users, tokens, settings
+
+
+ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
+    Role.TECHNICIAN: frozenset({Permission.READ, Permission.RUN}),
+    Role.CLINICIAN: frozenset({Permission.READ, Permission.RUN, Permission.DOCUMENT}),
+    Role.BILLING: frozenset({Permission.READ, Permission.EXPORT}),
+    Role.ADMIN: frozenset({Permission.READ, Permission.ADMIN}),
+}
+
+WEBSOCKET = "WS"  # the method name WebSocket routes go by in the matrix
+
+ROUTE_PERMISSIONS: dict[tuple[str, str], Permission] = {
+    ("GET", "/health"): Permission.READ,
+    ("GET", "/me"): Permission.READ,
+    ("GET", "/tables"): Permission.READ,
+    ("GET", "/tables/{name}"): Permission.READ,
+    ("POST", "/sessions/validate"): Permission.RUN,
+    ("POST", "/sessions"): Permission.RUN,
+    ("GET", "/sessions"): Permission.READ,
+    ("GET", "/sessions/{session_id}"): Permission.READ,
+    ("GET", "/sessions/{session_id}/samples"): Permission.READ,
+    ("POST", "/sessions/{session_id}/pause"): Permission.RUN,
+    ("POST", "/sessions/{session_id}/resume"): Permission.RUN,
+    ("POST", "/sessions/{session_id}/stop"): Permission.RUN,
+    ("POST", "/sessions/{session_id}/release"): Permission.RUN,
+    (WEBSOCKET, "/sessions/{session_id}/telemetry"): Permission.READ,
+    ("GET", "/sessions/{session_id}/amendments"): Permission.READ,
+    ("POST", "/sessions/{session_id}/amendments"): Permission.DOCUMENT,
+    ("GET", "/sessions/{session_id}/export/{fmt}"): Permission.EXPORT,
+    ("GET", "/admin/users"): Permission.ADMIN,
+    ("POST", "/admin/users"): Permission.ADMIN,
+    ("POST", "/admin/users/{name}/deactivate"): Permission.ADMIN,
+    ("GET", "/admin/tokens"): Permission.ADMIN,
+    ("POST", "/admin/tokens"): Permission.ADMIN,
+    ("POST", "/admin/tokens/{token_id}/revoke"): Permission.ADMIN,
+    ("GET", "/admin/settings"): Permission.ADMIN,
+}
+
+PUBLIC_PATHS = frozenset({"/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"})
+"""The API's own description, which holds no clinic data, is the only thing served without a token."""
+
+
+def required(method: str, path: str) -> Permission | None:
+    """The permission a route needs; None for a route not in the matrix (refused to all)."""
+    return ROUTE_PERMISSIONS.get((method.upper(), path))
+
+
+def allowed(role: Role | str, method: str, path: str) -> bool:
+    permission = required(method, path)
+    return permission is not None and permission in ROLE_PERMISSIONS[Role(role)]
+
+
+def routes_for(role: Role) -> set[tuple[str, str]]:
+    """Every (method, path) this role may call."""
+    return {route for route in ROUTE_PERMISSIONS if allowed(role, *route)}

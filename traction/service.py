@@ -1,0 +1,375 @@
+"""The workstation service: every configured table open, treatments running in the background.
+
+One object owns what the HTTP API drives: the session database (migrated and checked at start, and
+this workstation's interrupted sessions recovered), one connected table per configured table (sim://
+tables get their simulator on a clock running ``settings.sim_time_scale`` times faster), and at most
+one running treatment per table, several tables at once. A start is checked against the safety
+limits first and refused with every violation. Views listen through a :class:`LatestQueue` each, so
+a slow screen never slows a table. On close every running treatment is released at once and awaited
+(so each is recorded and sealed), then the tables are closed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Sequence
+from typing import NoReturn
+from dataclasses import dataclass, field
+
+import structlog
+from sqlmodel import Session, col, select
+
+from devices.clock import ScaledClock
+from devices.contract import DeviceInfo, TableState
+from devices.errors import TractionError
+from devices.limits import SafetyLimits, Violation, blocking, load_limits, validate
+from devices.loop import StartRefused
+from devices.profiles import ForceProfile
+from devices.records import Event, Finished, Record, Sample, Started
+from devices.stream import LatestQueue
+from devices.urls import parse_table_url
+from session.accounts import Accounts
+from session.db import check_schema, make_engine, upgrade
+from session.models import Patient, StoredSample
+from session.recorder import recover_interrupted
+from session.runner import Treatment, TreatmentResult, patient_facts, preflight
+from session.store import SessionContext, Store
+from traction.settings import Settings, TableSetting
+from traction.tables import OpenTable, open_table
+
+log = structlog.get_logger(__name__)
+
+
+class ServiceError(TractionError):
+    """A request the workstation service refuses; the message says why."""
+
+
+class UnknownTable(ServiceError):
+    pass
+
+
+class UnknownSession(ServiceError):
+    pass
+
+
+class TableBusy(ServiceError):
+    pass
+
+
+class SessionNotRunning(ServiceError):
+    pass
+
+
+class PrescriptionRefused(ServiceError):
+    """The prescription breaks the safety limits; ``violations`` holds every one (nothing moved)."""
+
+    def __init__(self, table: str, violations: Sequence[Violation]) -> None:
+        self.violations = list(violations)
+        super().__init__(
+            f"table {table}: not started; "
+            + "; ".join(str(v) for v in blocking(self.violations))
+        )
+
+
+class NotStarted(ServiceError):
+    """The table refused to start (not ready, faulted); ``reasons`` says why (nothing moved)."""
+
+    def __init__(self, table: str, reasons: Sequence[str]) -> None:
+        self.reasons = list(reasons)
+        super().__init__(f"table {table}: not started; " + "; ".join(self.reasons))
+
+
+@dataclass(frozen=True)
+class Prescription:
+    """What a start or a validation needs: the table, the profile, the patient and the context."""
+
+    table: str
+    profile: ForceProfile
+    patient: Patient
+    context: SessionContext
+    operator_confirmed: bool = False
+
+
+class LiveWatch:
+    """Keeps a running treatment's latest records, for table state and late listeners."""
+
+    def __init__(self) -> None:
+        self.started: Started | None = None
+        self.last_sample: Sample | None = None
+        self.last_event: Event | None = None
+        self.finished: Finished | None = None
+        self.started_event = asyncio.Event()
+
+    def deliver(self, record: Record) -> None:
+        if isinstance(record, Sample):
+            self.last_sample = record
+        elif isinstance(record, Event):
+            self.last_event = record
+        elif isinstance(record, Started):
+            self.started = record
+            self.started_event.set()
+        else:
+            self.finished = record
+
+
+@dataclass
+class RunningTreatment:
+    """A treatment in progress on one table, and who started it."""
+
+    table: str
+    treatment: Treatment
+    watch: LiveWatch
+    task: asyncio.Task[TreatmentResult]
+    started_by: str
+
+    @property
+    def session_id(self) -> str:
+        return self.treatment.session_id
+
+    def listen(self, maxlen: int = 1000) -> LatestQueue:
+        """A queue of this session's records from now on, its ``started`` record first."""
+        queue = LatestQueue(maxlen)
+        if self.watch.started is not None:
+            queue.deliver(self.watch.started)
+        self.treatment.subscribe(queue)
+        return queue
+
+    def unlisten(self, queue: LatestQueue) -> None:
+        self.treatment.stream.unsubscribe(queue)
+
+
+@dataclass
+class TableSlot:
+    """One configured table, open, with the treatment running on it if any."""
+
+    setting: TableSetting
+    opened: OpenTable
+    clock: ScaledClock
+    device: DeviceInfo
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    running: RunningTreatment | None = None
+
+
+class WorkstationService:
+    """Use as ``async with WorkstationService(settings) as service:``."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        limits: SafetyLimits | None = None,
+        flush_interval: float = 0.25,
+    ) -> None:
+        self.settings = settings
+        self.limits = limits or load_limits()
+        self.flush_interval = flush_interval
+        self.engine = make_engine(settings.effective_database_url)
+        self.store = Store(self.engine)
+        self.accounts = Accounts(self.engine)
+        self.schema_revision: str | None = None
+        self.slots: dict[str, TableSlot] = {}
+        self._running: dict[str, RunningTreatment] = {}
+        self._stack = contextlib.AsyncExitStack()
+
+    # --- life ---------------------------------------------------------------------------------
+
+    async def __aenter__(self) -> WorkstationService:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def start(self) -> None:
+        """Migrate and check the database, recover interrupted sessions, open every table."""
+        self.schema_revision = await asyncio.to_thread(self._prepare_database)
+        try:
+            for setting in self.settings.tables:
+                simulated = parse_table_url(setting.url).scheme == "sim"
+                clock = ScaledClock(self.settings.sim_time_scale if simulated else 1.0)
+                opened = await self._stack.enter_async_context(
+                    open_table(setting.url, clock, setting.name)
+                )
+                device = await opened.table.identify()
+                self.slots[setting.name] = TableSlot(setting, opened, clock, device)
+                log.info("table open", table=setting.name, model=device.model)
+        except BaseException:
+            await self._stack.aclose()
+            raise
+
+    def _prepare_database(self) -> str:
+        upgrade(self.engine)
+        revision = check_schema(self.engine)
+        for row in recover_interrupted(self.store, self.settings.workstation):
+            log.warning("recovered interrupted session", session=row.id)
+        return revision
+
+    async def close(self) -> None:
+        """Release every running treatment at once, wait for each to be recorded, close tables."""
+        running = list(self._running.values())
+        for item in running:
+            item.treatment.loop.release("workstation service shutting down")
+        if running:
+            await asyncio.gather(*(item.task for item in running), return_exceptions=True)
+        await self._stack.aclose()
+        self.slots.clear()
+        self.engine.dispose()
+
+    # --- tables -------------------------------------------------------------------------------
+
+    def slot(self, name: str) -> TableSlot:
+        try:
+            return self.slots[name]
+        except KeyError:
+            known = ", ".join(self.slots) or "none"
+            raise UnknownTable(f"no table named {name!r}; tables: {known}") from None
+
+    async def read_state(self, name: str) -> TableState | None:
+        """A fresh reading of an idle table; None while a treatment owns the table (its live
+        records say what it is doing)."""
+        slot = self.slot(name)
+        if slot.running is not None:
+            return None
+        async with slot.lock:
+            if slot.running is not None:
+                return None
+            return await slot.opened.table.read_state()
+
+    # --- treatments ---------------------------------------------------------------------------
+
+    async def check(self, prescription: Prescription) -> tuple[DeviceInfo, list[Violation]]:
+        """Every violation the prescription would meet; nothing moves. A busy table is checked
+        against the identity it reported when opened (the running loop owns its wire)."""
+        slot = self.slot(prescription.table)
+        if slot.running is None:
+            async with slot.lock:
+                if slot.running is None:
+                    slot.device, violations = await preflight(
+                        slot.opened.table,
+                        prescription.profile,
+                        prescription.patient,
+                        self.limits,
+                        prescription.operator_confirmed,
+                    )
+                    return slot.device, violations
+        facts = patient_facts(prescription.patient)
+        confirmed = prescription.operator_confirmed
+        return slot.device, validate(
+            prescription.profile, facts, self.limits, slot.device, confirmed
+        )
+
+    async def start_session(self, prescription: Prescription, who: str) -> RunningTreatment:
+        """Check, then start a treatment in the background; return once the table has started.
+
+        Raises PrescriptionRefused with every violation, TableBusy, or NotStarted; in each case
+        nothing moved and nothing was recorded.
+        """
+        slot = self.slot(prescription.table)
+        async with slot.lock:
+            if slot.running is not None:
+                raise TableBusy(
+                    f"table {slot.setting.name} is running session {slot.running.session_id}; "
+                    "stop it first"
+                )
+            slot.device, violations = await preflight(
+                slot.opened.table,
+                prescription.profile,
+                prescription.patient,
+                self.limits,
+                prescription.operator_confirmed,
+            )
+            if blocking(violations):
+                raise PrescriptionRefused(slot.setting.name, violations)
+            treatment = Treatment(
+                self.store,
+                slot.opened.table,
+                prescription.profile,
+                prescription.patient,
+                prescription.context,
+                self.limits,
+                slot.clock,
+                operator_confirmed=prescription.operator_confirmed,
+                flush_interval=self.flush_interval,
+            )
+            watch = LiveWatch()
+            treatment.subscribe(watch)
+            task = asyncio.create_task(treatment.run(), name=f"treatment {treatment.session_id}")
+            running = RunningTreatment(slot.setting.name, treatment, watch, task, who)
+            started = asyncio.ensure_future(watch.started_event.wait())
+            try:
+                await asyncio.wait({task, started}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                started.cancel()
+            if watch.started is None:
+                self._start_failed(slot.setting.name, task)
+            slot.running = running
+            self._running[running.session_id] = running
+            task.add_done_callback(lambda _: self._ended(slot, running))
+            log.info("session started", table=slot.setting.name, session=running.session_id)
+            return running
+
+    def _start_failed(self, table: str, task: asyncio.Task[TreatmentResult]) -> NoReturn:
+        error = task.exception()
+        if isinstance(error, StartRefused):
+            if error.violations:
+                raise PrescriptionRefused(table, error.violations)
+            raise NotStarted(table, error.reasons)
+        if error is not None:
+            raise error
+        raise NotStarted(table, ["the session ended before it started"])
+
+    def _ended(self, slot: TableSlot, running: RunningTreatment) -> None:
+        slot.running = None
+        self._running.pop(running.session_id, None)
+        task = running.task
+        error = None if task.cancelled() else task.exception()
+        if error is not None:
+            log.error("treatment failed", session=running.session_id, error=repr(error))
+        else:
+            log.info("session ended", session=running.session_id)
+
+    def running(self, session_id: str) -> RunningTreatment | None:
+        return self._running.get(session_id)
+
+    def running_sessions(self) -> list[RunningTreatment]:
+        return list(self._running.values())
+
+    def control(self, session_id: str, action: str, who: str) -> RunningTreatment:
+        """Pause, resume, stop (controlled ramp-down) or release (at once) a running session;
+        it takes effect at the loop's next tick."""
+        running = self._running.get(session_id)
+        if running is None:
+            raise SessionNotRunning(f"session {session_id} is not running on this workstation")
+        loop = running.treatment.loop
+        actions = {
+            "pause": lambda: loop.pause(f"operator pause ({who})"),
+            "resume": lambda: loop.resume(f"operator resume ({who})"),
+            "stop": lambda: loop.stop(f"operator stop ({who})"),
+            "release": lambda: loop.release(f"operator emergency release ({who})"),
+        }
+        if action not in actions:
+            raise ServiceError(f"action {action!r} must be one of {', '.join(actions)}")
+        actions[action]()
+        return running
+
+    async def wait_ended(self, session_id: str) -> TreatmentResult | None:
+        """Wait for a running session to be recorded and sealed (None if it is not running)."""
+        running = self._running.get(session_id)
+        if running is None:
+            return None
+        return await asyncio.shield(running.task)
+
+    # --- reading records ------------------------------------------------------------------------
+
+    def samples_page(self, session_id: str, after_seq: int, limit: int) -> list[StoredSample]:
+        """Up to ``limit`` samples with seq above ``after_seq``, in order (keyset paging)."""
+        with Session(self.engine) as db:
+            return list(
+                db.exec(
+                    select(StoredSample)
+                    .where(StoredSample.session_id == session_id)
+                    .where(StoredSample.seq > after_seq)
+                    .order_by(col(StoredSample.seq))
+                    .limit(limit)
+                ).all()
+            )
