@@ -14,8 +14,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Sequence
-from typing import NoReturn
 from dataclasses import dataclass, field
+from typing import NoReturn
 
 import structlog
 from sqlmodel import Session, col, select
@@ -67,8 +67,7 @@ class PrescriptionRefused(ServiceError):
     def __init__(self, table: str, violations: Sequence[Violation]) -> None:
         self.violations = list(violations)
         super().__init__(
-            f"table {table}: not started; "
-            + "; ".join(str(v) for v in blocking(self.violations))
+            f"table {table}: not started; " + "; ".join(str(v) for v in blocking(self.violations))
         )
 
 

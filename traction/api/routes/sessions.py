@@ -1,0 +1,327 @@
+"""Sessions: validate a prescription, start, control, list, read back, amend documentation.
+
+Recorded data (samples, events, outcome, seal) is read-only here; the only writes to a stored
+session are amendments of documentation fields, each logged with who and why.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, HTTPException, Query
+from fastapi.exceptions import RequestValidationError
+from starlette.concurrency import run_in_threadpool
+
+from devices.configfiles import config_file
+from devices.errors import ConfigError
+from devices.limits import blocking
+from devices.profiles import ForceProfile, load_profile
+from devices.records import Outcome
+from session.accounts import User
+from session.models import TreatmentSession
+from session.store import SessionContext, SessionQuery, StoreError
+from traction.api.auth import CurrentUser, Service
+from traction.api.schemas import (
+    AmendmentIn,
+    AmendmentOut,
+    ControlOut,
+    DeviceOut,
+    ErrorOut,
+    EventOut,
+    PrescriptionIn,
+    RefusedOut,
+    SampleOut,
+    SamplePage,
+    SessionDetailOut,
+    SessionOut,
+    ValidationOut,
+    ViolationOut,
+)
+from traction.service import Prescription, WorkstationService
+
+router = APIRouter(prefix="/sessions", tags=["sessions"])
+
+NOT_FOUND: dict[int | str, dict[str, Any]] = {
+    404: {"model": ErrorOut, "description": "No such session"}
+}
+PROFILE_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+
+
+def field_error(
+    loc: tuple[str | int, ...], message: str, value: Any = None
+) -> RequestValidationError:
+    """A 422 in FastAPI's own shape, naming the field."""
+    return RequestValidationError(
+        [{"loc": loc, "msg": message, "type": "value_error", "input": value}]
+    )
+
+
+def _profile(body: PrescriptionIn) -> ForceProfile:
+    if (body.profile is None) == (body.profile_name is None):
+        raise field_error(("body", "profile"), "give profile or profile_name, exactly one")
+    try:
+        if body.profile is not None:
+            return ForceProfile.from_dict(body.profile, where="profile")
+        name = body.profile_name or ""
+        path = config_file("profiles", f"{name}.toml")
+        if not PROFILE_NAME.match(name) or not path.is_file():
+            raise field_error(
+                ("body", "profile_name"), f"{name!r} is not a profile in configs/profiles", name
+            )
+        return load_profile(str(path))
+    except ConfigError as exc:
+        where = [part for part in exc.where.split(": ") if part]
+        raise field_error(("body", *where), exc.message, body.profile) from None
+
+
+def _prescription(service: WorkstationService, body: PrescriptionIn, user: User) -> Prescription:
+    """Resolve the request into a prescription; every unknown reference is a 422 naming it."""
+    profile = _profile(body)
+    store = service.store
+    try:
+        patient = store.patient_by_reference(body.patient_reference)
+    except StoreError as exc:
+        raise field_error(("body", "patient_reference"), str(exc), body.patient_reference) from None
+    treating = body.treating_clinician_id or user.clinician_id
+    if treating is None:
+        raise field_error(
+            ("body", "treating_clinician_id"),
+            "required: the calling user is not linked to a clinician",
+        )
+    for name, clinician in (
+        ("treating_clinician_id", treating),
+        ("supervising_clinician_id", body.supervising_clinician_id),
+    ):
+        if clinician is not None:
+            try:
+                store.get_clinician(clinician)
+            except StoreError as exc:
+                raise field_error(("body", name), str(exc), clinician) from None
+    context = SessionContext(
+        patient_id=patient.id or 0,
+        treating_clinician_id=treating,
+        workstation=service.settings.workstation,
+        regions=tuple(body.regions or [profile.region.value]),
+        supervising_clinician_id=body.supervising_clinician_id,
+        diagnosis_codes=tuple(body.diagnosis_codes),
+        medical_necessity=body.medical_necessity,
+        plan_of_care_ref=body.plan_of_care_ref,
+        patient_position=body.patient_position or profile.position,
+        pull_angle_deg=body.pull_angle_deg,
+        abn_status=body.abn_status,
+    )
+    service.slot(body.table)
+    return Prescription(body.table, profile, patient, context, body.operator_confirmed)
+
+
+def session_out(service: WorkstationService, row: TreatmentSession) -> SessionOut:
+    return SessionOut(**_summary(service, row))
+
+
+def _summary(service: WorkstationService, row: TreatmentSession) -> dict[str, Any]:
+    return {
+        **row.model_dump(include=set(SessionOut.model_fields) - {"sealed", "running"}),
+        "sealed": row.sealed_at is not None,
+        "running": service.running(row.id) is not None,
+    }
+
+
+def get_row(service: WorkstationService, session_id: str) -> TreatmentSession:
+    try:
+        return service.store.get_session(session_id)
+    except StoreError:
+        raise HTTPException(404, f"no session with id {session_id!r}") from None
+
+
+@router.post(
+    "/validate",
+    response_model=ValidationOut,
+    summary="Check a prescription",
+    responses={404: {"model": ErrorOut, "description": "No such table"}},
+)
+async def validate_prescription(
+    body: PrescriptionIn, user: CurrentUser, service: Service
+) -> ValidationOut:
+    """Every violation the prescription would meet on this table for this patient; nothing moves."""
+    prescription = await run_in_threadpool(_prescription, service, body, user)
+    device, violations = await service.check(prescription)
+    return ValidationOut(
+        table=prescription.table,
+        device=DeviceOut(**device.to_dict()),
+        ok=not blocking(violations),
+        violations=[ViolationOut(**v.to_dict()) for v in violations],
+    )
+
+
+@router.post(
+    "",
+    response_model=SessionOut,
+    status_code=201,
+    summary="Start a session",
+    responses={
+        404: {"model": ErrorOut, "description": "No such table"},
+        409: {"model": ErrorOut, "description": "Table busy or not ready; nothing moved"},
+        422: {"model": RefusedOut, "description": "Safety violations (all of them); nothing moved"},
+    },
+)
+async def start_session(body: PrescriptionIn, user: CurrentUser, service: Service) -> SessionOut:
+    """Check the prescription and start it on the table; returns once the table has started.
+    Any blocking violation refuses the start with every violation listed."""
+    prescription = await run_in_threadpool(_prescription, service, body, user)
+    running = await service.start_session(prescription, user.name)
+    row = await run_in_threadpool(_wait_row, service, running.session_id)
+    return session_out(service, row)
+
+
+def _wait_row(service: WorkstationService, session_id: str) -> TreatmentSession:
+    """The session row; the recorder writes it within moments of the Started record."""
+    deadline = time.monotonic() + 10.0
+    while True:
+        try:
+            return service.store.get_session(session_id)
+        except StoreError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)
+
+
+@router.get("", response_model=list[SessionOut], summary="List sessions")
+def list_sessions(
+    service: Service,
+    patient_reference: Annotated[str | None, Query(description="Clinic patient reference")] = None,
+    clinician_id: Annotated[int | None, Query(description="Treating or supervising")] = None,
+    since: Annotated[datetime | None, Query(description="Started at or after (ISO 8601)")] = None,
+    until: Annotated[datetime | None, Query(description="Started before (ISO 8601)")] = None,
+    outcome: Outcome | None = None,
+    workstation: str | None = None,
+    unfinished: Annotated[
+        bool | None, Query(description="Only running/unfinished, or only finished")
+    ] = None,
+) -> list[SessionOut]:
+    """Sessions matching every filter given, oldest first."""
+    patient_id = None
+    if patient_reference is not None:
+        try:
+            patient_id = service.store.patient_by_reference(patient_reference).id
+        except StoreError:
+            return []
+    for moment, name in ((since, "since"), (until, "until")):
+        if moment is not None and moment.tzinfo is None:
+            raise field_error(("query", name), "must include a timezone, like 2025-03-01T00:00Z")
+    query = SessionQuery(patient_id, clinician_id, since, until, outcome, workstation, unfinished)
+    return [session_out(service, row) for row in service.store.find_sessions(query)]
+
+
+def _page(service: WorkstationService, session_id: str, after_seq: int, limit: int) -> SamplePage:
+    rows = service.samples_page(session_id, after_seq, limit)
+    items = [SampleOut(**r.model_dump(exclude={"session_id"})) for r in rows]
+    return SamplePage(items=items, next_after_seq=items[-1].seq if len(items) == limit else None)
+
+
+AfterSeq = Annotated[int, Query(ge=-1, description="Samples after this seq (-1: from the start)")]
+Limit = Annotated[int, Query(ge=1, le=10000, description="Samples per page")]
+
+
+@router.get(
+    "/{session_id}", response_model=SessionDetailOut, summary="One session", responses=NOT_FOUND
+)
+def get_session(
+    session_id: str, service: Service, after_seq: AfterSeq = -1, limit: Limit = 500
+) -> SessionDetailOut:
+    """Everything recorded: documentation fields, settings, events, and one page of samples."""
+    row = get_row(service, session_id)
+    events = [
+        EventOut(**e.model_dump(exclude={"session_id"}))
+        for e in service.store.iter_events(session_id)
+    ]
+    return SessionDetailOut(
+        **row.model_dump(include=set(SessionDetailOut.model_fields)),
+        sealed=row.sealed_at is not None,
+        running=service.running(row.id) is not None,
+        events=events,
+        samples=_page(service, session_id, after_seq, limit),
+    )
+
+
+@router.get(
+    "/{session_id}/samples",
+    response_model=SamplePage,
+    summary="Samples, paged",
+    responses=NOT_FOUND,
+)
+def get_samples(
+    session_id: str, service: Service, after_seq: AfterSeq = -1, limit: Limit = 2000
+) -> SamplePage:
+    """A session's samples in order, ``limit`` at a time: pass ``next_after_seq`` back as
+    ``after_seq`` for the next page."""
+    get_row(service, session_id)
+    return _page(service, session_id, after_seq, limit)
+
+
+def _control(service: WorkstationService, session_id: str, action: str, user: User) -> ControlOut:
+    running = service.control(session_id, action, user.name)
+    return ControlOut(
+        session_id=running.session_id, action=action, detail="takes effect at the next tick"
+    )
+
+
+CONTROL_RESPONSES: dict[int | str, dict[str, Any]] = {
+    409: {"model": ErrorOut, "description": "The session is not running here"}
+}
+
+
+@router.post("/{session_id}/pause", response_model=ControlOut, responses=CONTROL_RESPONSES)
+async def pause(session_id: str, user: CurrentUser, service: Service) -> ControlOut:
+    """Hold the current force; the profile's clock waits until resume."""
+    return _control(service, session_id, "pause", user)
+
+
+@router.post("/{session_id}/resume", response_model=ControlOut, responses=CONTROL_RESPONSES)
+async def resume(session_id: str, user: CurrentUser, service: Service) -> ControlOut:
+    """Continue the profile where it paused (the force ramps back, never jumps)."""
+    return _control(service, session_id, "resume", user)
+
+
+@router.post("/{session_id}/stop", response_model=ControlOut, responses=CONTROL_RESPONSES)
+async def stop(session_id: str, user: CurrentUser, service: Service) -> ControlOut:
+    """Controlled stop: ramp to zero at the profile's rate, then release."""
+    return _control(service, session_id, "stop", user)
+
+
+@router.post("/{session_id}/release", response_model=ControlOut, responses=CONTROL_RESPONSES)
+async def release(session_id: str, user: CurrentUser, service: Service) -> ControlOut:
+    """Emergency release: let go of the patient at the next tick."""
+    return _control(service, session_id, "release", user)
+
+
+@router.get(
+    "/{session_id}/amendments",
+    response_model=list[AmendmentOut],
+    summary="Amendment log",
+    responses=NOT_FOUND,
+)
+def list_amendments(session_id: str, service: Service) -> list[AmendmentOut]:
+    """Every change to the session's documentation, oldest first: who, when, what and why."""
+    get_row(service, session_id)
+    return [AmendmentOut(**a.model_dump()) for a in service.store.amendments(session_id)]
+
+
+@router.post(
+    "/{session_id}/amendments",
+    response_model=AmendmentOut,
+    status_code=201,
+    summary="Amend documentation",
+    responses=NOT_FOUND,
+)
+def amend(session_id: str, body: AmendmentIn, user: CurrentUser, service: Service) -> AmendmentOut:
+    """Complete or correct one documentation field (diagnosis codes, medical necessity, signature,
+    ...); logged with the calling user as author. Recorded data cannot be amended."""
+    get_row(service, session_id)
+    try:
+        amendment = service.store.amend(session_id, body.field, body.value, user.name, body.why)
+    except StoreError as exc:
+        raise field_error(("body", "value"), str(exc), body.value) from None
+    return AmendmentOut(**amendment.model_dump())
