@@ -264,14 +264,21 @@ class ModbusTable:
         await self._write(entry, entry.encode(seconds * 1000.0))
 
 
+def _write_frames(length: int) -> tuple[int, int]:
+    """Request and reply lengths of writing ``length`` registers (function 6 or 16)."""
+    return (8 if length == 1 else 9 + 2 * length), 8
+
+
 def _rtu_tick_seconds(register_map: RegisterMap, baud: int) -> float:
-    """One heartbeat write and one status read, with their replies and frame gaps, at ``baud``."""
-    heartbeat = register_map["heartbeat"]
-    write_request = 8 if heartbeat.length == 1 else 9 + 2 * heartbeat.length
-    write_reply = 8
+    """The worst tick at ``baud``: heartbeat write, target write (every tick of a ramp) and one
+    status read, with their replies and frame gaps (the contract's definition)."""
     _, count = register_map.status_span
-    read_request, read_reply = 8, 5 + 2 * count
-    frames = (write_request, write_reply, read_request, read_reply)
+    frames = (
+        *_write_frames(register_map["heartbeat"].length),
+        *_write_frames(register_map["target_force"].length),
+        8,
+        5 + 2 * count,
+    )
     return rtu_seconds(sum(frames) + GAP_CHARS * len(frames), baud)
 
 

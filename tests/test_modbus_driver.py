@@ -253,8 +253,9 @@ def test_bad_url_or_unknown_map_is_a_config_error(url: str, message: str) -> Non
 def test_tick_wire_time_follows_the_transport_and_baud() -> None:
     clock = ScaledClock(1.0)
     rtu = open_modbus_table(parse_table_url("modbus+rtu:///dev/ttyS0?baud=19200"), clock)
-    # heartbeat write 8 + 8 bytes, status read 8 + (5 + 2*6) bytes, four 3.5-character gaps
-    assert rtu.tick_wire_seconds == pytest.approx((8 + 8 + 8 + 17 + 4 * 3.5) * 11 / 19200)
+    # heartbeat write 8 + 8 bytes, float32 target write 13 + 8, status read 8 + (5 + 2*6),
+    # six 3.5-character gaps
+    assert rtu.tick_wire_seconds == pytest.approx((8 + 8 + 13 + 8 + 8 + 17 + 6 * 3.5) * 11 / 19200)
     slow = open_modbus_table(parse_table_url("modbus+rtu:///dev/ttyS0?baud=9600"), clock)
     assert slow.tick_wire_seconds == pytest.approx(2 * rtu.tick_wire_seconds)
     tcp = open_modbus_table(parse_table_url("modbus+tcp://127.0.0.1:502"), clock)
