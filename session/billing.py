@@ -22,8 +22,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from devices.configfiles import config_file
 from devices.errors import ConfigError
 from devices.records import Outcome
-from session.documentation import CPT_TRACTION, AbnStatus, Discipline, Documentation, Supervision
+from session.documentation import CPT_TRACTION, Documentation, Supervision
 from session.icd10 import CodeStatus, Icd10Catalog, default_catalog
+from session.models import AbnStatus, Discipline
 
 X_MODIFIERS = ("XE", "XS", "XP", "XU")
 MAX_MODIFIERS = 4

@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from devices.errors import ConfigError, TractionError
 from devices.records import EventKind, Outcome, Phase
 from devices.units import ForceUnit, from_newtons
+from session.models import AbnStatus, Discipline
 from session.seal import verify as verify_seal
 from session.store import Store
 
@@ -38,35 +39,12 @@ class TractionType(enum.StrEnum):
     INTERMITTENT = "intermittent"
 
 
-class Discipline(enum.StrEnum):
-    """The treating clinician's discipline; it picks the therapy modifier (GP, GO, GN)."""
-
-    PT = "PT"
-    OT = "OT"
-    SLP = "SLP"
-    DC = "DC"  # chiropractor
-
-
 class Supervision(enum.StrEnum):
     """97012 is a supervised modality: a qualified professional in the facility suffices."""
 
     IN_ROOM = "in_room"
     IN_FACILITY = "in_facility"
     NOT_PRESENT = "not_present"
-
-
-class AbnStatus(enum.StrEnum):
-    """Advance Beneficiary Notice: whether the clinic expects a denial, and whether one was signed."""
-
-    NOT_REQUIRED = "not_required"  # no denial expected
-    SIGNED = "signed"  # denial expected, the patient signed an ABN -> GA
-    REFUSED = "refused"  # ABN given, the patient refused to sign and was treated -> GA
-    NOT_OBTAINED = "not_obtained"  # denial expected, no ABN given -> GZ
-
-    @property
-    def abn_given(self) -> bool:
-        """An ABN was delivered (signed or refused), which is what GA attests."""
-        return self in (AbnStatus.SIGNED, AbnStatus.REFUSED)
 
 
 class _Frozen(BaseModel):

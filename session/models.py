@@ -41,7 +41,7 @@ class UTCDateTime(sa.TypeDecorator[datetime]):
 
 
 class Discipline(enum.StrEnum):
-    """Who may apply the modality: the professions that bill 97012."""
+    """The treating clinician's discipline; it picks the therapy modifier (GP, GO, GN)."""
 
     PT = "PT"
     OT = "OT"
@@ -59,12 +59,17 @@ class Sex(enum.StrEnum):
 
 
 class AbnStatus(enum.StrEnum):
-    """Advance Beneficiary Notice: whether the patient was told the payer may not cover this."""
+    """Advance Beneficiary Notice: whether the clinic expects a denial, and whether one was signed."""
 
-    NOT_REQUIRED = "not_required"
-    SIGNED = "signed"  # modifier GA
-    REFUSED = "refused"
-    NOT_OBTAINED = "not_obtained"
+    NOT_REQUIRED = "not_required"  # no denial expected
+    SIGNED = "signed"  # denial expected, the patient signed an ABN -> GA
+    REFUSED = "refused"  # ABN given, the patient refused to sign and was treated -> GA
+    NOT_OBTAINED = "not_obtained"  # denial expected, no ABN given -> GZ
+
+    @property
+    def abn_given(self) -> bool:
+        """An ABN was delivered (signed or refused), which is what GA attests."""
+        return self in (AbnStatus.SIGNED, AbnStatus.REFUSED)
 
 
 class Patient(SQLModel, table=True):
