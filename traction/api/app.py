@@ -45,6 +45,10 @@ AUTH_RESPONSES: dict[int | str, dict[str, Any]] = {
     403: {"model": ErrorOut, "description": "The token's role may not call this route"},
 }
 
+GUARDED_ROUTERS = (health.router, tables.router, sessions.router, exports.router, admin.router)
+"""Routers behind :func:`authorize`; the telemetry WebSocket checks its handshake itself."""
+ROUTERS = (*GUARDED_ROUTERS, telemetry.router)
+
 _STATUS: list[tuple[type[Exception], int]] = [
     (UnknownTable, 404),
     (UnknownSession, 404),
@@ -86,8 +90,8 @@ def create_app(settings: Settings, service: WorkstationService | None = None) ->
         lifespan=lifespan,
     )
     guarded = [Depends(authorize)]
-    for module in (health, tables, sessions, exports, admin):
-        app.include_router(module.router, dependencies=guarded, responses=AUTH_RESPONSES)
+    for router in GUARDED_ROUTERS:
+        app.include_router(router, dependencies=guarded, responses=AUTH_RESPONSES)
     app.include_router(telemetry.router)
     for kind in (PrescriptionRefused, ConfigError, *(kind for kind, _ in _STATUS)):
         app.add_exception_handler(kind, _error)

@@ -1,0 +1,111 @@
+"""Shared set-up for the API tests: a real app on a SQLite file with two sim:// tables (Modbus TCP
+simulators in-process, clock 20x), a patient, a clinician, and a token for each role."""
+
+from __future__ import annotations
+
+import time
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from session.accounts import Accounts, Role
+from session.db import make_engine, upgrade
+from session.models import Discipline
+from session.store import Store
+from traction.api import create_app
+from traction.service import WorkstationService
+from traction.settings import Settings, TableSetting
+
+with warnings.catch_warnings():
+    # Starlette asks for httpx2 (not installed here); the TestClient works the same on httpx.
+    warnings.simplefilter("ignore")
+    from fastapi.testclient import TestClient
+
+TIME_SCALE = 20.0
+WORKSTATION = "ws-api"
+
+
+@dataclass
+class World:
+    """Everything a test needs to talk to the app as any role."""
+
+    settings: Settings
+    store: Store
+    accounts: Accounts
+    tokens: dict[str, str] = field(default_factory=dict)  # role (or a case) -> plaintext token
+    patient_ref: str = "MRN-0001"
+    clinician_id: int = 0
+
+    def headers(self, who: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.tokens[who]}"}
+
+
+def make_world(tmp: Path) -> World:
+    url = f"sqlite:///{tmp / 'traction.db'}"
+    upgrade(url)
+    engine = make_engine(url)
+    store, accounts = Store(engine), Accounts(engine)
+    store.add_patient("MRN-0001", 82.0, payer_id="medicare")
+    store.add_patient("MRN-0002", 64.0, contraindications=["pregnancy"])
+    clinician = store.add_clinician("Dana Reyes", "PT, DPT", Discipline.PT, "1234567893")
+    settings = Settings(
+        data_dir=tmp,
+        database_url=url,
+        workstation=WORKSTATION,
+        sim_time_scale=TIME_SCALE,
+        tables=[
+            TableSetting(name="table-1", url="sim://lumbar"),
+            TableSetting(name="table-2", url="sim://spare?seed=7"),
+        ],
+    )
+    world = World(settings, store, accounts, clinician_id=clinician.id or 0)
+    for role in Role:
+        user = accounts.create_user(
+            role.value, role, clinician.id if role is Role.CLINICIAN else None
+        )
+        world.tokens[role.value] = accounts.issue_token(user, ttl_hours=1).plaintext
+    accounts.create_user("late", Role.ADMIN)
+    past = datetime.now(UTC) - timedelta(hours=2)
+    world.tokens["expired"] = accounts.issue_token("late", ttl_hours=1, now=past).plaintext
+    world.tokens["bad"] = "trk_" + "x" * 43
+    return world
+
+
+def running_client(world: World) -> Iterator[TestClient]:
+    """The app started (service, tables, simulators) for the duration of a ``with``/fixture."""
+    with TestClient(create_app(world.settings)) as test_client:
+        yield test_client
+
+
+def service(client: TestClient) -> WorkstationService:
+    svc: WorkstationService = client.app.state.service  # type: ignore[attr-defined]
+    return svc
+
+
+def prescription(world: World, table: str = "table-1", **extra: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "table": table,
+        "profile_name": "demo",
+        "patient_reference": world.patient_ref,
+        "treating_clinician_id": world.clinician_id,
+        "diagnosis_codes": ["M51.16"],
+        "medical_necessity": "Radiculopathy; traction to reduce nerve root compression.",
+        "plan_of_care_ref": "POC-17",
+    }
+    body.update(extra)
+    return body
+
+
+def wait_sealed(client: TestClient, world: World, session_id: str) -> dict[str, Any]:
+    """The session's detail once it is recorded and sealed (event-based bound, generous)."""
+    deadline = time.monotonic() + 30.0
+    while True:
+        detail: dict[str, Any] = client.get(
+            f"/sessions/{session_id}", headers=world.headers("technician")
+        ).json()
+        if detail["sealed"] or time.monotonic() > deadline:
+            return detail
+        time.sleep(0.05)
