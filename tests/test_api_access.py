@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from fastapi.routing import APIRoute, APIWebSocketRoute
 from starlette.websockets import WebSocketDisconnect
-from test_api_support import TestClient, World, make_world, running_client
+from test_api_support import TIME_SCALE, TestClient, World, make_world, running_client
 
 from session.accounts import Role
 from traction.api.access import PUBLIC_PATHS, ROUTE_PERMISSIONS, WEBSOCKET, Permission, routes_for
@@ -168,7 +168,7 @@ def test_admin_issues_lists_and_revokes_tokens_and_deactivates_users(
     assert client.post("/admin/users/kim/deactivate", headers=admin).json()["active"] is False
     assert client.get("/me", headers={"Authorization": f"Bearer {second}"}).status_code == 401
     settings = client.get("/admin/settings", headers=admin).json()
-    assert settings["sim_time_scale"] == 20.0 and len(settings["tables"]) == 2
+    assert settings["sim_time_scale"] == TIME_SCALE and len(settings["tables"]) == 2
 
 
 def test_openapi_documents_every_route_with_security_and_responses(client: TestClient) -> None:
