@@ -75,11 +75,17 @@ def _error(request: Request, exc: Exception) -> JSONResponse:
 
 
 def create_app(settings: Settings, service: WorkstationService | None = None) -> FastAPI:
-    """The application for ``settings``; ``service`` may be given already built (tests)."""
+    """The application for ``settings``. Without ``service`` the app starts and stops its own
+    with its lifespan; a ``service`` given is already started and stays the caller's to close
+    (``traction serve`` starts it first, so start-up errors are reported before serving)."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with service or WorkstationService(settings) as running:
+        if service is not None:
+            app.state.service = service
+            yield
+            return
+        async with WorkstationService(settings) as running:
             app.state.service = running
             yield
 
