@@ -187,6 +187,35 @@ def export_to_directory(
         combined = out_dir / "billing-lines.csv"
         combined.write_text(render_csv(run.lines))
         files.append(combined)
+    return _summary(run, files)
+
+
+def export_to_file(
+    store: Store,
+    session_id: str,
+    fmt: ExportFormat,
+    path: Path,
+    *,
+    unit: ForceUnit = ForceUnit.LBF,
+    place_of_service: str = "11",
+    payer_key: str | None = None,
+    year_to_date_spend: Decimal = Decimal(0),
+) -> ExportSummary:
+    """Write one session's document in one format to ``path``."""
+    run = claim_run(
+        store,
+        [session_id],
+        unit=unit,
+        place_of_service=place_of_service,
+        payer_key=payer_key,
+        year_to_date_spend=year_to_date_spend,
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(render(store, run, run.docs[0], fmt))
+    return _summary(run, [path])
+
+
+def _summary(run: ClaimRun, files: list[Path]) -> ExportSummary:
     blocked = {sid: run.findings_for(sid) for sid in sorted(run.blocked)}
     ready = [doc.session_id for doc in run.docs if doc.session_id not in run.blocked]
     return ExportSummary(files, ready, blocked, run.lines)

@@ -413,6 +413,23 @@ class Store:
             raise StoreError(f"no session with id {session_id!r}")
         return row
 
+    def resolve_session_id(self, text: str) -> str:
+        """The full id of the one session whose id is ``text`` or starts with it (at least six
+        characters, as people copy short ids from listings)."""
+        if len(text) < 6:
+            raise StoreError(f"session id {text!r} is too short; give at least 6 characters")
+        with self._session() as db:
+            ids = db.exec(
+                select(TreatmentSession.id)
+                .where(col(TreatmentSession.id).startswith(text, autoescape=True))
+                .limit(2)
+            ).all()
+        if not ids:
+            raise StoreError(f"no session with id {text!r}; see `traction sessions list`")
+        if len(ids) > 1:
+            raise StoreError(f"session id {text!r} is ambiguous; give more characters")
+        return ids[0]
+
     def find_sessions(self, query: SessionQuery | None = None) -> list[TreatmentSession]:
         """Sessions matching every given filter, oldest first."""
         q = query or SessionQuery()

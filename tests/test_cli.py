@@ -104,16 +104,18 @@ def test_run_completes_then_sessions_verify_and_export(data_dir: Path) -> None:
         "M51.16",
         "--necessity",
         "radicular pain",
+        "--plan-of-care",
+        "POC-1",
         "--time-scale",
         SCALE,
     )
     assert code == Exit.OK, out
     [sid] = session_ids(data_dir / "traction.db")
     code, out = invoke("sessions", "list", "--patient", "MRN-1")
-    assert code == 0 and sid in out and "completed" in out
+    assert code == 0 and sid[:12] in out and "completed" in out
     code, out = invoke("sessions", "show", sid)
     assert code == 0 and "released" in out
-    code, out = invoke("verify", sid)
+    code, out = invoke("verify", sid[:8])  # a unique prefix, as listed
     assert code == 0 and "ok" in out
     code, out = invoke("export", sid, "-f", "csv", "-f", "x12", "--out", str(data_dir / "claims"))
     assert code == 0, out
@@ -121,6 +123,11 @@ def test_run_completes_then_sessions_verify_and_export(data_dir: Path) -> None:
     assert (data_dir / "claims" / sid / f"{sid}.837p.txt").read_text().startswith("HI*")
     code, out = invoke("sessions", "sign", sid, "--clinician", "1")
     assert code == 0, out
+    code, out = invoke("export", sid, "-f", "pdf", "--out", str(data_dir / "note.pdf"))
+    assert code == 0, out
+    assert "ready" in out and PdfReader(data_dir / "note.pdf").pages
+    code, out = invoke("export", sid, "-f", "pdf", "-f", "json", "--out", str(data_dir / "x.pdf"))
+    assert code == Exit.USAGE and "one session and one --format" in out
 
 
 def test_a_stop_switch_trip_exits_4_and_tampering_exits_6(data_dir: Path) -> None:

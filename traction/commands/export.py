@@ -12,7 +12,7 @@ from rich.progress import Progress
 from rich.table import Table
 
 from session.billing import parse_money
-from session.exports import ExportFormat, ExportSummary, export_to_directory
+from session.exports import ExportFormat, ExportSummary, export_to_directory, export_to_file
 from session.store import SessionQuery
 from traction.context import open_store, settings_from
 from traction.errors import friendly_errors
@@ -22,7 +22,10 @@ console = Console()
 
 
 def summary_table(summary: ExportSummary) -> Table:
-    table = Table("session", "status", "what to fix", title="Billing readiness")
+    table = Table(title="Billing readiness")
+    table.add_column("session", no_wrap=True, min_width=32)
+    table.add_column("status")
+    table.add_column("what to fix")
     for session_id in summary.ready:
         table.add_row(session_id, "[green]ready[/]", "")
     for session_id, findings in summary.blocked.items():
@@ -54,7 +57,11 @@ def export(
         ),
     ] = None,
     out: Annotated[
-        Path | None, typer.Option(help="Output directory (default: the data directory's exports/).")
+        Path | None,
+        typer.Option(
+            help="Output directory (default: the data directory's exports/), or a file name "
+            "for one session in one format."
+        ),
     ] = None,
     payer: Annotated[
         str | None, typer.Option(help="Payer key overriding each patient's own.")
@@ -80,7 +87,7 @@ def export(
         settings = settings_from(config)
         store = open_store(settings)
         spend = parse_money(ytd_spend, "--ytd-spend")
-        ids = list(session_ids or [])
+        ids = [store.resolve_session_id(text) for text in session_ids or []]
         if not ids:
             if since is None and until is None:
                 raise typer.BadParameter(
@@ -97,6 +104,25 @@ def export(
             return
         formats = fmt or [ExportFormat.PDF, ExportFormat.JSON, ExportFormat.CSV]
         target = out or settings.export_dir
+        if out is not None and out.suffix and not out.is_dir():
+            if len(ids) != 1 or len(formats) != 1:
+                raise typer.BadParameter(
+                    "a file name takes one session and one --format; give a directory for more",
+                    param_hint="--out",
+                )
+            summary = export_to_file(
+                store,
+                ids[0],
+                formats[0],
+                out,
+                unit=settings.display_unit,
+                place_of_service=settings.place_of_service,
+                payer_key=payer,
+                year_to_date_spend=spend,
+            )
+            console.print(summary_table(summary))
+            console.print(f"wrote {out}")
+            return
         with Progress(console=console, transient=True) as progress:
             task = progress.add_task("exporting", total=len(ids))
             summary = export_to_directory(

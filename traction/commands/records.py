@@ -62,7 +62,7 @@ def list_sessions(
             if row.patient_id not in patients:
                 patients[row.patient_id] = store.get_patient(row.patient_id).reference
             table.add_row(
-                row.id,
+                row.id[:12],
                 f"{row.started_at:%Y-%m-%d %H:%M}",
                 patients[row.patient_id],
                 ", ".join(row.regions),
@@ -76,7 +76,10 @@ def list_sessions(
 
 @sessions_app.command("show")
 def show_session(
-    session_id: Annotated[str, typer.Argument(help="Session id (see `traction sessions list`).")],
+    session_id: Annotated[
+        str,
+        typer.Argument(help="Session id or its first characters (see `traction sessions list`)."),
+    ],
     as_json: Annotated[
         bool, typer.Option("--json", help="Print the stored record as JSON.")
     ] = False,
@@ -86,6 +89,7 @@ def show_session(
     with friendly_errors():
         settings = settings_from(config)
         store = open_store(settings)
+        session_id = store.resolve_session_id(session_id)
         row = store.get_session(session_id)
         if as_json:
             console.print_json(json.dumps(row.model_dump(mode="json")))
@@ -139,6 +143,7 @@ def amend_session(
     """Complete or correct a documentation field; recorded forces and events never change."""
     with friendly_errors():
         store = open_store(settings_from(config))
+        session_id = store.resolve_session_id(session_id)
         try:
             parsed: Any = json.loads(value)
         except json.JSONDecodeError:
@@ -156,6 +161,7 @@ def sign_session(
     """Sign the note as a clinician (an amendment, so when and by whom is kept)."""
     with friendly_errors():
         store = open_store(settings_from(config))
+        session_id = store.resolve_session_id(session_id)
         name = store.get_clinician(clinician).name
         store.amend(session_id, "signed_by_id", clinician, name, "signature")
         console.print(f"session {session_id} signed by {name}")
@@ -170,7 +176,9 @@ def verify(
     """Recompute each session's seal and report anything changed since it was sealed."""
     with friendly_errors():
         store = open_store(settings_from(config))
-        ids = session_ids or [row.id for row in store.find_sessions(SessionQuery(unfinished=False))]
+        ids = [store.resolve_session_id(text) for text in session_ids or []] or [
+            row.id for row in store.find_sessions(SessionQuery(unfinished=False))
+        ]
         bad = 0
         for session_id in ids:
             report = verify_seal(store, session_id)

@@ -17,14 +17,19 @@ from traction.service import WorkstationService
 from traction.settings import Settings
 
 
+def http_server(
+    settings: Settings, service: WorkstationService, host: str, port: int
+) -> uvicorn.Server:
+    """A uvicorn server for the API over an already started ``service``."""
+    app = create_app(settings, service)
+    return uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="info"))
+
+
 async def run_service(settings: Settings, host: str, port: int) -> None:
     """Start the service (database, recovery, tables), then serve HTTP until a signal; on the way
     out every running session is released and recorded, then the tables close."""
     async with WorkstationService(settings) as service:
-        server = uvicorn.Server(
-            uvicorn.Config(create_app(settings, service), host=host, port=port, log_level="info")
-        )
-        await server.serve()
+        await http_server(settings, service, host, port).serve()
 
 
 def serve(
