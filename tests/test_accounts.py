@@ -4,14 +4,20 @@ revoked or their user deactivated."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+import typer
 from sqlalchemy.engine import Engine
+from typer.testing import CliRunner
 
 from session.accounts import AccountError, Accounts, Role, token_digest
+from session.db import make_engine
 from session.models import Discipline
 from session.store import Store
+from traction.commands.accounts import tokens_app, users_app
+from traction.exitcodes import Exit
 
 
 @pytest.fixture
@@ -83,3 +89,52 @@ def test_a_clinician_user_links_to_their_clinician_row(accounts: Accounts, store
     user = accounts.create_user("dreyes", Role.CLINICIAN, clinician_id=clinician.id)
     assert accounts.get_user("dreyes").clinician_id == clinician.id == user.clinician_id
     assert [u.name for u in accounts.users()] == ["dreyes"]
+
+
+# --- the users and tokens commands, through Typer's runner -----------------------------------------
+
+cli = typer.Typer()
+cli.add_typer(users_app, name="users")
+cli.add_typer(tokens_app, name="tokens")
+
+
+@pytest.fixture
+def cli_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("TRACTION_DATA_DIR", str(tmp_path))
+    monkeypatch.delenv("TRACTION_DATABASE_URL", raising=False)
+    monkeypatch.delenv("TRACTION_CONFIG", raising=False)
+    return tmp_path
+
+
+def test_users_and_tokens_commands_print_a_token_once_and_refuse_it_once_revoked(
+    cli_env: Path,
+) -> None:
+    runner = CliRunner()
+    added = runner.invoke(cli, ["users", "add", "ops", "--role", "admin"])
+    assert added.exit_code == 0, added.output
+    created = runner.invoke(cli, ["tokens", "create", "ops", "--ttl-hours", "2", "--label", "x"])
+    assert created.exit_code == 0, created.output
+    token = created.stdout.strip().splitlines()[0]
+    accounts = Accounts(make_engine(f"sqlite:///{cli_env / 'traction.db'}"))
+    assert accounts.authenticate(token) is not None
+    listed = runner.invoke(cli, ["tokens", "list"])
+    assert "valid" in listed.stdout and token not in listed.stdout
+    assert runner.invoke(cli, ["tokens", "revoke", "1"]).exit_code == 0
+    assert accounts.authenticate(token) is None
+    assert "revoked" in runner.invoke(cli, ["tokens", "list", "--user", "ops"]).stdout
+    assert runner.invoke(cli, ["users", "deactivate", "ops"]).exit_code == 0
+    assert " no " in runner.invoke(cli, ["users", "list"]).stdout
+
+
+def test_account_commands_fail_cleanly_with_usage_exit_codes(cli_env: Path) -> None:
+    runner = CliRunner()
+    runner.invoke(cli, ["users", "add", "ops", "--role", "admin"])
+    again = runner.invoke(cli, ["users", "add", "ops", "--role", "admin"])
+    assert again.exit_code == Exit.USAGE and "already exists" in again.output
+    assert "Traceback" not in again.output
+    bad_role = runner.invoke(cli, ["users", "add", "kim", "--role", "nurse"])
+    assert bad_role.exit_code == 2 and "nurse" in bad_role.output
+    missing = runner.invoke(cli, ["tokens", "revoke", "9"])
+    assert missing.exit_code == Exit.USAGE and "no token with id 9" in missing.output
+    nobody = runner.invoke(cli, ["tokens", "create", "nobody"])
+    assert nobody.exit_code == Exit.USAGE and "no user named 'nobody'" in nobody.output
