@@ -10,6 +10,7 @@ from traction.commands.people import clinicians_app, patients_app
 from traction.commands.records import db_app, sessions_app, verify
 from traction.commands.run import run
 from traction.commands.simulate import simulate
+from traction.commands.tables import tables_app
 from traction.logs import configure_logging
 
 app = typer.Typer(
@@ -41,6 +42,7 @@ app.add_typer(sessions_app, name="sessions")
 app.add_typer(patients_app, name="patients")
 app.add_typer(clinicians_app, name="clinicians")
 app.add_typer(db_app, name="db")
+app.add_typer(tables_app, name="tables")
 
 
 def main() -> None:
