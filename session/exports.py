@@ -31,7 +31,7 @@ from session.documentation import Documentation, build_documentation
 from session.export.csv_lines import render_csv
 from session.export.fhir_bundle import render_fhir
 from session.export.json_doc import render_json
-from session.export.pdf_note import render_pdf
+from session.export.pdf_note import plot_png, reduce_for_plot, render_pdf
 from session.export.x12_837p import render_x12
 from session.store import Store
 
@@ -137,6 +137,14 @@ def render(store: Store, run: ClaimRun, doc: Documentation, fmt: ExportFormat) -
     if fmt is ExportFormat.CSV:
         return render_csv(billed).encode()
     return render_x12(billed).encode() if billed else b""
+
+
+def render_plot(store: Store, doc: Documentation) -> bytes:
+    """The session's force/time plot alone, as PNG (what the PDF note shows)."""
+    row = store.get_session(doc.session_id)
+    span = max(doc.delivered.elapsed_minutes * 60.0, 1.0)
+    buckets = reduce_for_plot(store.iter_samples(doc.session_id), row.start_t, span)
+    return plot_png(doc, buckets, row.start_t)
 
 
 @dataclass

@@ -113,8 +113,9 @@ def test_run_completes_then_sessions_verify_and_export(data_dir: Path) -> None:
     [sid] = session_ids(data_dir / "traction.db")
     code, out = invoke("sessions", "list", "--patient", "MRN-1")
     assert code == 0 and sid[:12] in out and "completed" in out
-    code, out = invoke("sessions", "show", sid)
+    code, out = invoke("sessions", "show", sid, "--plot", str(data_dir / "plot.png"))
     assert code == 0 and "released" in out
+    assert (data_dir / "plot.png").read_bytes().startswith(b"\x89PNG")
     code, out = invoke("verify", sid[:8])  # a unique prefix, as listed
     assert code == 0 and "ok" in out
     code, out = invoke("export", sid, "-f", "csv", "-f", "x12", "--out", str(data_dir / "claims"))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -13,6 +14,8 @@ from rich.table import Table
 from devices.records import Outcome
 from devices.units import format_force
 from session.db import current_revision, head_revision, make_engine, upgrade
+from session.documentation import build_documentation
+from session.exports import render_plot
 from session.seal import verify as verify_seal
 from session.store import AMENDABLE_FIELDS, SessionQuery
 from traction.context import open_store, settings_from
@@ -83,6 +86,9 @@ def show_session(
     as_json: Annotated[
         bool, typer.Option("--json", help="Print the stored record as JSON.")
     ] = False,
+    plot: Annotated[
+        Path | None, typer.Option(help="Also write the force/time plot to this PNG file.")
+    ] = None,
     config: ConfigOption = None,
 ) -> None:
     """Show one session: device, settings, outcome, events and amendments."""
@@ -123,6 +129,10 @@ def show_session(
             if stored.kind != "phase":
                 events.add_row(f"{stored.t - row.start_t:.1f}", stored.kind, stored.reason)
         console.print(events)
+        if plot is not None and row.outcome is not None:
+            doc = build_documentation(store, session_id, unit)
+            plot.write_bytes(render_plot(store, doc))
+            console.print(f"plot written to {plot}")
         for amendment in store.amendments(session_id):
             console.print(
                 f"amended {amendment.field_name} by {amendment.author} at {amendment.at:%Y-%m-%d %H:%M}: {amendment.why}"
