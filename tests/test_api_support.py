@@ -102,12 +102,13 @@ def prescription(world: World, table: str = "table-1", **extra: Any) -> dict[str
 
 
 def wait_sealed(client: TestClient, world: World, session_id: str) -> dict[str, Any]:
-    """The session's detail once it is recorded and sealed (event-based bound, generous)."""
+    """The session's detail once it is recorded, sealed and its treatment task has ended
+    (the seal is written just before the task returns)."""
     deadline = time.monotonic() + 30.0
     while True:
         detail: dict[str, Any] = client.get(
             f"/sessions/{session_id}", params={"limit": 1}, headers=world.headers("technician")
         ).json()
-        if detail["sealed"] or time.monotonic() > deadline:
+        if (detail["sealed"] and not detail["running"]) or time.monotonic() > deadline:
             return detail
         time.sleep(0.1)
