@@ -47,6 +47,9 @@ log = structlog.get_logger(__name__)
 TICK_RATES_HZ = (50.0, 25.0, 20.0, 10.0, 5.0)
 WIRE_MARGIN = 2.0  # the default rate leaves the wire at most half of each tick
 MIN_HEARTBEAT_TICKS = 5  # the table's watchdog must outlast this many ticks
+# ... and at least this much real time: on a scaled clock (simulators only) five ticks of session
+# time can be a tenth of a real second, less than one garbage collection or export can stall us.
+MIN_WATCHDOG_REAL_S = 0.5
 _TARGET_EPS_N = 0.01
 
 
@@ -129,7 +132,9 @@ class ControlLoop:
         )
         self.tick_s = clock.scale / self.tick_hz  # session seconds per tick
         self.heartbeat_timeout_s = max(
-            limits.supervisor.heartbeat_timeout_s, MIN_HEARTBEAT_TICKS * self.tick_s
+            limits.supervisor.heartbeat_timeout_s,
+            MIN_HEARTBEAT_TICKS * self.tick_s,
+            MIN_WATCHDOG_REAL_S * clock.scale,
         )
         self.operator_confirmed = operator_confirmed
         self.run_id = run_id or uuid.uuid4().hex

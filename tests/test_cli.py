@@ -18,7 +18,7 @@ from session.export.json_doc import published_schema
 from traction.cli import app
 from traction.exitcodes import Exit
 
-SCALE = "30"
+SCALE = "20"
 
 
 @pytest.fixture

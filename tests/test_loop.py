@@ -17,7 +17,13 @@ from devices.clock import ScaledClock
 from devices.contract import StopKind
 from devices.errors import ConfigError
 from devices.limits import PatientFacts, SafetyLimits, load_limits
-from devices.loop import ControlLoop, StartRefused, check_tick_hz, default_tick_hz
+from devices.loop import (
+    MIN_WATCHDOG_REAL_S,
+    ControlLoop,
+    StartRefused,
+    check_tick_hz,
+    default_tick_hz,
+)
 from devices.modbus import ModbusTable, open_modbus_table
 from devices.profiles import ForceProfile
 from devices.records import Event, EventKind, Finished, Outcome, Phase, Record, Sample, Started
@@ -276,7 +282,9 @@ async def test_dropped_link_trips_and_the_table_watchdog_releases(rig: Rig) -> N
         rig.recorder.records[-1], Finished
     )
     # ... and the table's own watchdog let go within its timeout of the last heartbeat.
-    assert loop.heartbeat_timeout_s == LIMITS.supervisor.heartbeat_timeout_s
+    assert loop.heartbeat_timeout_s == max(
+        LIMITS.supervisor.heartbeat_timeout_s, MIN_WATCHDOG_REAL_S * rig.clock.scale
+    )
     bound = fired[0] + loop.heartbeat_timeout_s + 0.1
     await rig.clock.sleep_until(bound)
     rig.model.advance(bound)

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import typer
 
+from traction.commands.accounts import tokens_app, users_app
 from traction.commands.demo import demo
 from traction.commands.export import export
 from traction.commands.people import clinicians_app, patients_app
 from traction.commands.records import db_app, sessions_app, verify
 from traction.commands.run import run
+from traction.commands.serve import serve
 from traction.commands.simulate import simulate
 from traction.commands.tables import tables_app
 from traction.logs import configure_logging
@@ -43,6 +45,9 @@ app.add_typer(patients_app, name="patients")
 app.add_typer(clinicians_app, name="clinicians")
 app.add_typer(db_app, name="db")
 app.add_typer(tables_app, name="tables")
+app.command()(serve)
+app.add_typer(users_app, name="users")
+app.add_typer(tokens_app, name="tokens")
 
 
 def main() -> None:

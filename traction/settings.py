@@ -66,7 +66,11 @@ class Settings(BaseSettings):
     )
     token_ttl_hours: float = Field(default=12.0, gt=0, le=24 * 90)
     sim_time_scale: float = Field(
-        default=1.0, gt=0, le=1000, description="sim:// tables served by `traction serve` only"
+        default=1.0,
+        gt=0,
+        le=20,
+        description="sim:// tables served by `traction serve` only; at most 20x so the table's "
+        "heartbeat watchdog (10 s at most) still allows half a real second",
     )
     place_of_service: str = Field(default="11", pattern=r"^\d{2}$")
 

@@ -38,7 +38,8 @@ def _demo_people(store: Store) -> tuple[Patient, Clinician]:
 
 def demo(
     time_scale: Annotated[
-        float, typer.Option(min=1, max=200, help="How many times faster than real time.")
+        float,
+        typer.Option(min=1, max=20, help="How many times faster than real time (at most 20)."),
     ] = 20.0,
     profile: Annotated[
         str, typer.Option(help="Profile to run (default: the 2-minute demo).")

@@ -65,7 +65,9 @@ def run(
     ] = False,
     time_scale: Annotated[
         float,
-        typer.Option(min=0.01, max=1000, help="Simulated tables only: run this many times faster."),
+        typer.Option(
+            min=0.01, max=20, help="Simulated tables only: run this many times faster (at most 20)."
+        ),
     ] = 1.0,
     tick_hz: Annotated[
         float | None, typer.Option(help="Control rate; default follows the wire.")
