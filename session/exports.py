@@ -12,6 +12,7 @@ import io
 import json
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, time, timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -33,7 +34,7 @@ from session.export.fhir_bundle import render_fhir
 from session.export.json_doc import render_json
 from session.export.pdf_note import plot_png, reduce_for_plot, render_pdf
 from session.export.x12_837p import render_x12
-from session.store import Store
+from session.store import SessionQuery, Store
 
 DEFAULT_PAYER = "medicare"
 
@@ -96,13 +97,20 @@ def claim_run(
     payers: dict[str, Payer] | None = None,
 ) -> ClaimRun:
     """Document ``session_ids`` and compute their billing lines and findings, payer by payer
-    (each session's patient's payer unless ``payer_key`` overrides it)."""
+    (each session's patient's payer unless ``payer_key`` overrides it).
+
+    The patient's other finished sessions on the same dates of service take part in the billing
+    lines even when not asked for, so exporting a second session of the day on its own never
+    bills 97012 twice; only the asked-for sessions are documented and reported on.
+    """
     payers = payers or default_payers()
     if payer_key is not None and payer_key not in payers:
         raise ConfigError(
             "payer", f"unknown payer {payer_key!r}; known: {', '.join(sorted(payers))}"
         )
-    docs = [build_documentation(store, sid, unit, place_of_service) for sid in session_ids]
+    asked = list(dict.fromkeys(session_ids))
+    everyone = asked + [sid for sid in _same_day_sessions(store, asked) if sid not in asked]
+    docs = [build_documentation(store, sid, unit, place_of_service) for sid in everyone]
     by_payer: dict[str, list[Documentation]] = {}
     for doc in docs:
         key = payer_key or doc.payer or DEFAULT_PAYER
@@ -118,7 +126,26 @@ def claim_run(
     for key, group in by_payer.items():
         lines += billing_lines(group, payers[key], year_to_date_spend, pairs)
         findings += check_readiness(group, payers[key], year_to_date_spend, pairs)
-    return ClaimRun(docs, lines, findings, payers)
+    wanted = set(asked)
+    return ClaimRun(
+        [d for d in docs if d.session_id in wanted],
+        [line for line in lines if wanted.intersection(line.session_ids)],
+        [f for f in findings if f.session_id in wanted],
+        payers,
+    )
+
+
+def _same_day_sessions(store: Store, session_ids: Sequence[str]) -> list[str]:
+    """Finished sessions of the same patients on the same (UTC) dates as ``session_ids``."""
+    found: list[str] = []
+    for sid in session_ids:
+        row = store.get_session(sid)
+        day = datetime.combine(row.started_at.astimezone(UTC).date(), time.min, tzinfo=UTC)
+        query = SessionQuery(
+            patient_id=row.patient_id, since=day, until=day + timedelta(days=1), unfinished=False
+        )
+        found += [other.id for other in store.find_sessions(query) if other.id not in found]
+    return found
 
 
 def render(store: Store, run: ClaimRun, doc: Documentation, fmt: ExportFormat) -> bytes:
