@@ -98,7 +98,7 @@ def test_the_matrix_gives_each_role_what_the_clinic_expects() -> None:
     live = (WEBSOCKET, "/sessions/{session_id}/telemetry")
     expected = {
         Role.TECHNICIAN: {start, read, live},
-        Role.CLINICIAN: {start, amend, read, live},
+        Role.CLINICIAN: {start, amend, export, read, live},
         Role.BILLING: {export, read, live},
         Role.ADMIN: {add_user, read, live},
     }

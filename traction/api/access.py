@@ -22,7 +22,10 @@ class Permission(enum.StrEnum):
 
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
     Role.TECHNICIAN: frozenset({Permission.READ, Permission.RUN}),
-    Role.CLINICIAN: frozenset({Permission.READ, Permission.RUN, Permission.DOCUMENT}),
+    # Clinicians document: they read back the note they sign, so they may export it too.
+    Role.CLINICIAN: frozenset(
+        {Permission.READ, Permission.RUN, Permission.DOCUMENT, Permission.EXPORT}
+    ),
     Role.BILLING: frozenset({Permission.READ, Permission.EXPORT}),
     Role.ADMIN: frozenset({Permission.READ, Permission.ADMIN}),
 }
