@@ -118,7 +118,7 @@ async def bench_rtu(clock: ScaledClock) -> tuple[list[str], list[str], int, list
         f"{subject.ms_per_call:.2f} | {read_wire_ms:.1f} |",
         f"| 8-register read (DESIGN.md says about {DESIGN_READ_8_MS:.0f} ms) | - | "
         f"{read_8_wire_ms:.1f} |",
-        f"| one tick: heartbeat write + status read (`tick_wire_seconds`) | - | "
+        f"| one tick: heartbeat write + target write + status read (`tick_wire_seconds`) | - | "
         f"{tick_wire_ms:.1f} |",
         "",
         f"On a real 19200-baud line one tick needs the wire time plus this host's overhead: "
