@@ -6,9 +6,9 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from api_support import TIME_SCALE, TestClient, World, make_world, running_client
 from fastapi.routing import APIRoute, APIWebSocketRoute
 from starlette.websockets import WebSocketDisconnect
-from test_api_support import TIME_SCALE, TestClient, World, make_world, running_client
 
 from session.accounts import Role
 from traction.api.access import PUBLIC_PATHS, ROUTE_PERMISSIONS, WEBSOCKET, Permission, routes_for

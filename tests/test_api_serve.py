@@ -8,7 +8,7 @@ import socket
 from pathlib import Path
 
 import httpx
-from test_api_support import make_world, prescription
+from api_support import make_world, prescription
 
 from traction.commands.serve import http_server
 from traction.service import WorkstationService

@@ -11,9 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest_db import make_started
-from pypdf import PdfReader
-from test_api_support import (
+from api_support import (
     WORKSTATION,
     TestClient,
     World,
@@ -23,6 +21,8 @@ from test_api_support import (
     service,
     wait_sealed,
 )
+from conftest_db import make_started
+from pypdf import PdfReader
 
 from devices.records import Outcome
 from session.store import SessionContext
