@@ -180,6 +180,7 @@ class ExportSummary:
     ready: list[str]
     blocked: dict[str, list[Finding]]
     lines: list[BillingLine]
+    findings: list[Finding] = field(default_factory=list)
 
 
 def export_to_directory(
@@ -253,4 +254,4 @@ def export_to_file(
 def _summary(run: ClaimRun, files: list[Path]) -> ExportSummary:
     blocked = {sid: run.findings_for(sid) for sid in sorted(run.blocked)}
     ready = [doc.session_id for doc in run.docs if doc.session_id not in run.blocked]
-    return ExportSummary(files, ready, blocked, run.lines)
+    return ExportSummary(files, ready, blocked, run.lines, run.findings)

@@ -69,7 +69,7 @@ def session_ids(db: Path) -> list[str]:
 def test_demo_runs_to_the_end_and_its_exports_open(data_dir: Path) -> None:
     code, out = invoke("demo", "--time-scale", SCALE)
     assert code == 0, out
-    assert "completed" in out and "97012" in out and "ready to bill" in out
+    assert "completed" in out and "97012" in out and "no blocking findings" in out
     pdf = next(data_dir.glob("exports/*/*.pdf"))
     reader = PdfReader(pdf)
     text = "".join(page.extract_text() for page in reader.pages)

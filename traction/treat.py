@@ -125,6 +125,7 @@ async def treat(
             with Live(view, console=console, refresh_per_second=8, transient=False):
                 return await treatment.run()
         finally:
+            console.line()
             injector.cancel()
             loop.remove_signal_handler(signal.SIGINT)
 

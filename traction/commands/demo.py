@@ -148,11 +148,15 @@ def demo(
         console.print(
             f"outcome: {finished.outcome.value} ({finished.reason}); {finished.sample_count} samples"
         )
-        if summary.ready:
-            console.print("[green]ready to bill[/]")
-        for findings in summary.blocked.values():
-            for f in findings:
-                console.print(f"[red]{f.severity.value}[/] {f.code}: {f.message}")
+        for finding in summary.findings:
+            colour = "red" if finding.severity.value == "blocking" else "yellow"
+            console.print(
+                f"[{colour}]{finding.severity.value}[/] {finding.code}: {finding.message}"
+            )
+        if session_id in summary.ready:
+            console.print(
+                "[green]no blocking findings: the documentation is complete for billing[/]"
+            )
         console.print("files:")
         for path in summary.files:
-            console.print(f"  {path}")
+            console.print(f"  {path}", soft_wrap=True)
