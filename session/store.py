@@ -12,7 +12,7 @@ import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
@@ -45,6 +45,8 @@ AMENDABLE_FIELDS: tuple[str, ...] = (
     "regions",
 )
 """Documentation fields that may be completed or corrected after the session, by amendment only."""
+
+_Rows = TypeVar("_Rows", StoredSample, StoredEvent)
 
 INTERRUPTED_REASON = "recording ended before the session finished (process ended or power lost)"
 
@@ -461,31 +463,21 @@ class Store:
     def iter_samples(self, session_id: str, batch: int = 2000) -> Iterator[StoredSample]:
         """A session's samples in sequence order, ``batch`` rows per query (keyset pagination:
         each page is a short read, memory stays bounded whatever the session's length)."""
-        after = -1
-        while True:
-            with self._session() as db:
-                page = db.exec(
-                    select(StoredSample)
-                    .where(StoredSample.session_id == session_id)
-                    .where(StoredSample.seq > after)
-                    .order_by(col(StoredSample.seq))
-                    .limit(batch)
-                ).all()
-            yield from page
-            if len(page) < batch:
-                return
-            after = page[-1].seq
+        return self._pages(StoredSample, session_id, batch)
 
     def iter_events(self, session_id: str, batch: int = 2000) -> Iterator[StoredEvent]:
         """A session's events in arrival order, paged like :meth:`iter_samples`."""
+        return self._pages(StoredEvent, session_id, batch)
+
+    def _pages(self, table: type[_Rows], session_id: str, batch: int) -> Iterator[_Rows]:
         after = -1
         while True:
             with self._session() as db:
                 page = db.exec(
-                    select(StoredEvent)
-                    .where(StoredEvent.session_id == session_id)
-                    .where(StoredEvent.seq > after)
-                    .order_by(col(StoredEvent.seq))
+                    select(table)
+                    .where(table.session_id == session_id)
+                    .where(table.seq > after)
+                    .order_by(col(table.seq))
                     .limit(batch)
                 ).all()
             yield from page

@@ -56,7 +56,7 @@ def list_sessions(
             until=until.replace(tzinfo=UTC) if until else None,
             outcome=outcome,
         )
-        rows = store.find_sessions(query)
+        rows = store.find_sessions(query)[::-1]  # newest first
         table = Table(
             "session", "started (UTC)", "patient", "region", "outcome", "samples", "sealed"
         )
