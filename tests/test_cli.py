@@ -207,12 +207,17 @@ def test_db_upgrade_and_status(data_dir: Path) -> None:
     assert code == 0 and "software expects" in out
 
 
-@pytest.mark.parametrize("presses", [1, 2])
-def test_ctrl_c_stops_with_a_ramp_down_and_the_table_ends_released(
-    data_dir: Path, presses: int
+@pytest.mark.parametrize(
+    "signals",
+    [[signal.SIGINT], [signal.SIGINT, signal.SIGINT], [signal.SIGTERM]],
+    ids=["ctrl-c", "ctrl-c-twice", "sigterm"],
+)
+def test_signals_stop_the_session_and_the_table_ends_released(
+    data_dir: Path, signals: list[signal.Signals]
 ) -> None:
-    """A real process and real SIGINTs: the first Ctrl-C is a controlled stop, a second one
-    releases at once; either way exit 7 and the last event is the release."""
+    """A real process and real signals: the first Ctrl-C is a controlled stop, a second one
+    releases at once, SIGTERM (a service manager stopping us) releases at once; each way exit 7,
+    the session is recorded as stopped and the last event is the release."""
     setup_people()
     env = {**os.environ, "TRACTION_DATA_DIR": str(data_dir)}
     proc = subprocess.Popen(
@@ -243,8 +248,8 @@ def test_ctrl_c_stops_with_a_ramp_down_and_the_table_ends_released(
             with sqlite3.connect(db) as conn:
                 if conn.execute("SELECT count(*) FROM samples").fetchone()[0] > 20:
                     break
-    for _ in range(presses):
-        proc.send_signal(signal.SIGINT)
+    for sig in signals:
+        proc.send_signal(sig)
         time.sleep(0.3)
     out, _ = proc.communicate(timeout=60)
     assert proc.returncode == Exit.STOPPED, out
@@ -254,9 +259,11 @@ def test_ctrl_c_stops_with_a_ramp_down_and_the_table_ends_released(
         last_phases = [
             p for (p,) in conn.execute("SELECT phase FROM samples ORDER BY seq DESC LIMIT 3")
         ]
-    assert outcome == "stopped" and "Ctrl-C" in reason
+    assert outcome == "stopped"
     assert "stop_requested" in kinds and kinds[-1] == "released"
-    if presses == 1:
-        assert last_phases[0] == "stopping"  # ramped down under supervision
+    if signals == [signal.SIGINT]:
+        assert "Ctrl-C" in reason and last_phases[0] == "stopping"  # a supervised ramp-down
+    elif signals == [signal.SIGTERM]:
+        assert "SIGTERM" in reason and last_phases[0] != "stopping"  # let go at once
     else:
         assert kinds.count("stop_requested") == 2 and "twice" in reason

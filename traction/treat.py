@@ -89,6 +89,10 @@ async def treat(
             console.print(violations_table(violations, unit))
         if blocking(violations):
             raise Refused(blocking(violations))
+        if faults and not opened.simulated:
+            raise ConfigError(
+                "--fault", "faults can only be injected into simulated (sim://) tables"
+            )
         treatment = Treatment(
             store,
             opened.table,
@@ -118,8 +122,12 @@ async def treat(
             else:
                 treatment.loop.release("operator pressed Ctrl-C twice: immediate release")
 
+        def on_terminate() -> None:
+            treatment.loop.release("terminated by the system (SIGTERM): immediate release")
+
         loop = asyncio.get_running_loop()
         loop.add_signal_handler(signal.SIGINT, on_interrupt)
+        loop.add_signal_handler(signal.SIGTERM, on_terminate)
         injector = asyncio.create_task(_inject(faults, opened, clock, console))
         try:
             with Live(view, console=console, refresh_per_second=8, transient=False):
@@ -128,14 +136,13 @@ async def treat(
             console.line()
             injector.cancel()
             loop.remove_signal_handler(signal.SIGINT)
+            loop.remove_signal_handler(signal.SIGTERM)
 
 
 async def _inject(
     faults: Sequence[ScheduledFault], opened: OpenTable, clock: ScaledClock, console: Console
 ) -> None:
     """Apply scheduled faults to a simulated table at their session times (rehearsals)."""
-    if faults and not opened.simulated:
-        raise ConfigError("--fault", "faults can only be injected into simulated (sim://) tables")
     start = clock.now()
     for fault in sorted(faults, key=lambda f: f.at_s):
         await clock.sleep_until(start + fault.at_s)
