@@ -118,6 +118,7 @@ class ControlLoop:
         run_id: str | None = None,
         release_attempts: int = 3,
         extra: dict[str, Any] | None = None,
+        label: str | None = None,
     ) -> None:
         self.table = table
         self.patient = patient
@@ -140,6 +141,7 @@ class ControlLoop:
         self.run_id = run_id or uuid.uuid4().hex
         self.release_attempts = max(1, release_attempts)
         self.extra = dict(extra or {})
+        self.label = label or table.name  # how the clinic names the table in the record
         self._profile = profile
         self._device: DeviceInfo | None = None
         self._requests: list[_Request] = []
@@ -253,7 +255,7 @@ class ControlLoop:
                 run_id=self.run_id,
                 t=t0,
                 wall=self.clock.wall(t0),
-                table=self.table.name,
+                table=self.label,
                 device=device.to_dict(),
                 profile=self._profile.to_dict(),
                 limits=self.limits.to_dict(),

@@ -66,6 +66,7 @@ class Treatment:
     tick_hz: float | None = None
     operator_confirmed: bool = False
     flush_interval: float = 0.25
+    table_label: str | None = None
     stream: Stream = field(default_factory=Stream)
 
     def __post_init__(self) -> None:
@@ -79,6 +80,7 @@ class Treatment:
             tick_hz=self.tick_hz,
             operator_confirmed=self.operator_confirmed,
             extra={"workstation": self.context.workstation, "regions": list(self.context.regions)},
+            label=self.table_label,
         )
         self.recorder = Recorder(
             self.store, self.context, self.loop.request_stop, flush_interval=self.flush_interval

@@ -289,6 +289,7 @@ class WorkstationService:
                 slot.clock,
                 operator_confirmed=prescription.operator_confirmed,
                 flush_interval=self.flush_interval,
+                table_label=f"{slot.setting.name} ({slot.setting.url})",
             )
             watch = LiveWatch()
             treatment.subscribe(watch)

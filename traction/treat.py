@@ -74,6 +74,7 @@ async def treat(
     tick_hz: float | None = None,
     limits_path: Path | None = None,
     faults: Sequence[ScheduledFault] = (),
+    label: str | None = None,
 ) -> TreatmentResult:
     """Check, run with a live readout, and record one session. Ctrl-C stops with a controlled
     ramp-down; a second Ctrl-C releases at once. Raises :class:`Refused` on a blocking violation."""
@@ -103,6 +104,7 @@ async def treat(
             clock,
             tick_hz=tick_hz,
             operator_confirmed=operator_confirmed,
+            table_label=label or url,
         )
         view = LiveView(
             unit,

@@ -100,11 +100,10 @@ def run(
                 param_hint="--region",
             )
         if url is not None:
-            target_url = url
-        elif table is not None:
-            target_url = settings.table(table).url
+            target_url, label = url, url
         else:
-            target_url = settings.tables[0].url
+            configured = settings.table(table) if table is not None else settings.tables[0]
+            target_url, label = configured.url, f"{configured.name} ({configured.url})"
         person = store.patient_by_reference(patient)
         store.get_clinician(clinician)
         context = SessionContext(
@@ -134,6 +133,7 @@ def run(
                     operator_confirmed=confirm_force,
                     tick_hz=tick_hz,
                     faults=[parse_fault(text) for text in fault or []],
+                    label=label,
                 )
             )
         except Refused as refused:
