@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich import box
 from rich.console import Console
 from rich.table import Table
 
@@ -57,9 +58,11 @@ def list_sessions(
             outcome=outcome,
         )
         rows = store.find_sessions(query)[::-1]  # newest first
-        table = Table(
-            "session", "started (UTC)", "patient", "region", "outcome", "samples", "sealed"
-        )
+        table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
+        for column in ("session", "started (UTC)", "patient", "region", "outcome"):
+            table.add_column(column, no_wrap=True)
+        table.add_column("samples", justify="right", no_wrap=True)
+        table.add_column("sealed", no_wrap=True)
         patients: dict[int, str] = {}
         for row in rows:
             if row.patient_id not in patients:
