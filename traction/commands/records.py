@@ -58,8 +58,8 @@ def list_sessions(
             outcome=outcome,
         )
         rows = store.find_sessions(query)[::-1]  # newest first
-        table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
-        for column in ("session", "started (UTC)", "patient", "region", "outcome"):
+        table = Table(box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
+        for column in ("session", "started UTC", "patient", "region", "outcome"):
             table.add_column(column, no_wrap=True)
         table.add_column("samples", justify="right", no_wrap=True)
         table.add_column("sealed", no_wrap=True)
