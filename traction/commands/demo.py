@@ -109,7 +109,8 @@ def demo(
         store.amend(
             session_id,
             "patient_response",
-            "Simulated patient (demo): no adverse response; tolerance not assessed.",
+            f"Simulated patient (demo): session {result.finished.outcome.value} "
+            f"({result.finished.reason}); no adverse response; tolerance not assessed.",
             clinician.name,
             "demo documentation",
         )
