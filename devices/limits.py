@@ -37,11 +37,28 @@ class Bounds:
 
 
 @dataclass(frozen=True)
+class FirstSessionCaps:
+    """A starting cap that rises with each session of the region (DOMAIN.md: lumbar first
+    sessions 40 lb for women, 50 lb for men, about 5 lb more per session [K]). Patients of
+    unknown or other sex get the lower cap."""
+
+    female_n: float
+    male_n: float
+    step_per_session_n: float
+    severity: Severity
+
+    def cap_n(self, sex: str, prior_sessions: int) -> float:
+        base = self.male_n if sex == "male" else self.female_n
+        return base + self.step_per_session_n * prior_sessions
+
+
+@dataclass(frozen=True)
 class RegionLimits:
     max_force_n: float
     max_body_weight_fraction: float
     angle_min_deg: float
     angle_max_deg: float
+    first_session: FirstSessionCaps | None = None
 
 
 @dataclass(frozen=True)
@@ -112,6 +129,7 @@ class SafetyLimits:
                 ),
                 angle_min_deg=r.number(rd, f"regions.{region.value}.angle_min_deg", upper=90.0),
                 angle_max_deg=r.number(rd, f"regions.{region.value}.angle_max_deg", upper=90.0),
+                first_session=r.first_session(rd, f"regions.{region.value}.first_session"),
             )
         sup = r.table(d, "supervisor")
         return cls(
@@ -189,6 +207,21 @@ class _Reader:
             raise self.err(dotted, f"{v!r} is outside {rule}")
         return float(v)
 
+    def first_session(self, d: Mapping[str, Any], dotted: str) -> FirstSessionCaps | None:
+        """The optional ``first_session`` table of a region."""
+        if "first_session" not in d:
+            return None
+        t = self.table(d, "first_session")
+        severity = t.get("severity", "warn")
+        if severity not in ("warn", "block"):
+            raise self.err(f"{dotted}.severity", f"{severity!r} must be warn or block")
+        return FirstSessionCaps(
+            female_n=self.force(t, f"{dotted}.cap_female"),
+            male_n=self.force(t, f"{dotted}.cap_male"),
+            step_per_session_n=self.force(t, f"{dotted}.step_per_session"),
+            severity=Severity(severity),
+        )
+
     def bounds(self, d: Mapping[str, Any], dotted: str) -> Bounds:
         v = self.value(d, dotted)
         if not isinstance(v, Mapping):
@@ -224,12 +257,18 @@ class PatientFacts:
     body_weight_kg: float
     sex: str = "unknown"
     contraindications: frozenset[str] = frozenset()
+    # Sessions already given, by region; None when unknown (the first-session cap is then not
+    # checked, and the caller must say so).
+    prior_sessions: Mapping[str, int] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "body_weight_kg": self.body_weight_kg,
             "sex": self.sex,
             "contraindications": sorted(self.contraindications),
+            "prior_sessions": dict(self.prior_sessions)
+            if self.prior_sessions is not None
+            else None,
         }
 
 
@@ -327,6 +366,21 @@ def validate(
                 f"hold_force {f(hold)} is above {frac:.0%} of the patient's body weight "
                 f"({patient.body_weight_kg:g} kg): at most {f(by_weight)} for "
                 f"{profile.region.value} traction",
+            )
+    caps = region.first_session
+    if caps is not None and patient.prior_sessions is not None:
+        prior = patient.prior_sessions.get(profile.region.value, 0)
+        cap = caps.cap_n(patient.sex, prior)
+        if hold > cap:
+            add(
+                "hold_force",
+                f(hold),
+                f(cap),
+                f"hold_force {f(hold)} is above {f(cap)}, the usual cap for {profile.region.value} "
+                f"session {prior + 1} of a {patient.sex if patient.sex == 'male' else 'female or unrecorded-sex'} "
+                f"patient ({f(caps.cap_n(patient.sex, 0))} at first, +{f(caps.step_per_session_n)} "
+                "per session)",
+                caps.severity,
             )
     if profile.ramp_n_per_s > limits.max_ramp_n_per_s:
         add(

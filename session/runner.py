@@ -18,15 +18,28 @@ from devices.records import Finished
 from devices.stream import Stream, Subscriber
 from session.models import Patient
 from session.recorder import Recorder
-from session.store import SessionContext, Store
+from session.store import SessionContext, SessionQuery, Store
 
 
-def patient_facts(patient: Patient) -> PatientFacts:
-    """The facts the safety limits need, from the stored patient."""
+def prior_sessions(store: Store, patient: Patient) -> dict[str, int]:
+    """How many sessions that applied force the patient has had, by region (for the
+    first-session caps)."""
+    counts: dict[str, int] = {}
+    for row in store.find_sessions(SessionQuery(patient_id=patient.id, unfinished=False)):
+        if row.sample_count > 0:
+            for region in row.regions:
+                counts[region] = counts.get(region, 0) + 1
+    return counts
+
+
+def patient_facts(patient: Patient, store: Store | None = None) -> PatientFacts:
+    """The facts the safety limits need, from the stored patient; with ``store``, also the
+    sessions already given (without it the first-session cap cannot be checked)."""
     return PatientFacts(
         body_weight_kg=patient.body_weight_kg,
         sex=patient.sex,
         contraindications=frozenset(patient.contraindications),
+        prior_sessions=prior_sessions(store, patient) if store is not None else None,
     )
 
 
@@ -36,10 +49,12 @@ async def preflight(
     patient: Patient,
     limits: SafetyLimits,
     operator_confirmed: bool = False,
+    store: Store | None = None,
 ) -> tuple[DeviceInfo, list[Violation]]:
     """Every violation the prescription would meet on this table for this patient (nothing moves)."""
     device = await table.identify()
-    return device, validate(profile, patient_facts(patient), limits, device, operator_confirmed)
+    facts = patient_facts(patient, store)
+    return device, validate(profile, facts, limits, device, operator_confirmed)
 
 
 @dataclass
@@ -73,7 +88,7 @@ class Treatment:
         self.loop = ControlLoop(
             self.table,
             self.profile,
-            patient=patient_facts(self.patient),
+            patient=patient_facts(self.patient, self.store),
             limits=self.limits,
             clock=self.clock,
             stream=self.stream,

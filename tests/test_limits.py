@@ -316,3 +316,62 @@ def test_limits_from_dict_matches_the_file() -> None:
 
     data = tomllib.loads(config_file("safety.toml").read_text(encoding="utf-8"))
     assert SafetyLimits.from_dict(data) == LIMITS
+
+
+# ----- first-session caps (DOMAIN.md: lumbar 40 lb women / 50 lb men, +5 lb per session [K]) ----
+def facts(sex: str, prior: int | None) -> PatientFacts:
+    return PatientFacts(80.0, sex, prior_sessions=None if prior is None else {"lumbar": prior})
+
+
+def test_first_lumbar_session_above_the_cap_warns_by_sex() -> None:
+    v = only(
+        check(
+            {"hold_force": "45 lbf", "rest_force": "20 lbf"},
+            patient=facts("female", 0),
+            confirmed=True,
+        )
+    )
+    assert v.severity is Severity.WARN and v.field == "hold_force"
+    assert v.message == (
+        "hold_force 45.0 lbf is above 40.0 lbf, the usual cap for lumbar session 1 of a female or "
+        "unrecorded-sex patient (40.0 lbf at first, +5.0 lbf per session)"
+    )
+    assert (
+        check(
+            {"hold_force": "45 lbf", "rest_force": "20 lbf"},
+            patient=facts("male", 0),
+            confirmed=True,
+        )
+        == []
+    )
+    assert only(
+        check({"hold_force": "55 lbf"}, patient=facts("male", 0), confirmed=True)
+    ).limit == ("50.0 lbf")
+
+
+def test_the_cap_rises_with_each_session_and_is_skipped_when_history_is_unknown() -> None:
+    assert check({"hold_force": "55 lbf"}, patient=facts("female", 3), confirmed=True) == []
+    v = only(check({"hold_force": "56 lbf"}, patient=facts("female", 3), confirmed=True))
+    assert "lumbar session 4" in v.message and v.limit == "55.0 lbf"
+    assert check({"hold_force": "60 lbf"}, patient=facts("female", None), confirmed=True) == []
+    assert check({"hold_force": "20 lbf"}, base=CERVICAL, patient=facts("female", 0)) == []
+
+
+def test_a_clinic_can_make_the_cap_blocking() -> None:
+    text = (Path(__file__).parent.parent / "configs" / "safety.toml").read_text()
+    strict = load_limits_text(text.replace('severity = "warn"', 'severity = "block"'))
+    profile = ForceProfile.from_dict({**LUMBAR, "hold_force": "45 lbf", "rest_force": "20 lbf"})
+    [v] = validate(profile, facts("female", 0), strict, DEVICE, operator_confirmed=True)
+    assert v.blocking
+
+
+def test_a_bad_cap_severity_names_the_field() -> None:
+    text = (Path(__file__).parent.parent / "configs" / "safety.toml").read_text()
+    with pytest.raises(ConfigError, match="regions.lumbar.first_session.severity"):
+        load_limits_text(text.replace('severity = "warn"', 'severity = "maybe"'))
+
+
+def load_limits_text(text: str) -> SafetyLimits:
+    import tomllib
+
+    return SafetyLimits.from_dict(tomllib.loads(text), "test safety.toml")

@@ -84,7 +84,7 @@ async def treat(
     clock = ScaledClock(time_scale)
     async with open_table(url, clock) as opened:
         device, violations = await preflight(
-            opened.table, profile, patient, limits, operator_confirmed
+            opened.table, profile, patient, limits, operator_confirmed, store
         )
         if violations:
             console.print(violations_table(violations, unit))
