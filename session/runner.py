@@ -7,6 +7,7 @@ caller hands in a connected :class:`devices.contract.Table`.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from devices.clock import Clock
@@ -32,14 +33,14 @@ def prior_sessions(store: Store, patient: Patient) -> dict[str, int]:
     return counts
 
 
-def patient_facts(patient: Patient, store: Store | None = None) -> PatientFacts:
-    """The facts the safety limits need, from the stored patient; with ``store``, also the
-    sessions already given (without it the first-session cap cannot be checked)."""
+def patient_facts(patient: Patient, prior: Mapping[str, int] | None = None) -> PatientFacts:
+    """The facts the safety limits need, from the stored patient and, when known, the sessions
+    already given (:func:`prior_sessions`; without them the first-session cap is not checked)."""
     return PatientFacts(
         body_weight_kg=patient.body_weight_kg,
         sex=patient.sex,
         contraindications=frozenset(patient.contraindications),
-        prior_sessions=prior_sessions(store, patient) if store is not None else None,
+        prior_sessions=prior,
     )
 
 
@@ -49,11 +50,11 @@ async def preflight(
     patient: Patient,
     limits: SafetyLimits,
     operator_confirmed: bool = False,
-    store: Store | None = None,
+    prior: Mapping[str, int] | None = None,
 ) -> tuple[DeviceInfo, list[Violation]]:
     """Every violation the prescription would meet on this table for this patient (nothing moves)."""
     device = await table.identify()
-    facts = patient_facts(patient, store)
+    facts = patient_facts(patient, prior)
     return device, validate(profile, facts, limits, device, operator_confirmed)
 
 
@@ -69,6 +70,8 @@ class Treatment:
     """A session about to run: build it, subscribe views to ``stream``, then ``await run()``.
 
     ``loop`` is exposed so the operator's pause, resume, stop and release reach the table.
+    Building it touches no database (it may be built while other tables are running on the same
+    event loop): pass ``prior_sessions`` read beforehand, off the loop.
     """
 
     store: Store
@@ -82,13 +85,14 @@ class Treatment:
     operator_confirmed: bool = False
     flush_interval: float = 0.25
     table_label: str | None = None
+    prior_sessions: Mapping[str, int] | None = None
     stream: Stream = field(default_factory=Stream)
 
     def __post_init__(self) -> None:
         self.loop = ControlLoop(
             self.table,
             self.profile,
-            patient=patient_facts(self.patient, self.store),
+            patient=patient_facts(self.patient, self.prior_sessions),
             limits=self.limits,
             clock=self.clock,
             stream=self.stream,

@@ -253,6 +253,7 @@ def test_signals_stop_the_session_and_the_table_ends_released(
         time.sleep(0.3)
     out, _ = proc.communicate(timeout=60)
     assert proc.returncode == Exit.STOPPED, out
+    assert "usual cap for lumbar session 1" in out  # first-session cap listed as a warning
     with sqlite3.connect(db) as conn:
         outcome, reason = conn.execute("SELECT outcome, outcome_reason FROM sessions").fetchone()
         kinds = [k for (k,) in conn.execute("SELECT kind FROM events ORDER BY seq")]

@@ -12,7 +12,7 @@ from devices.profiles import load_profile
 from devices.records import Outcome
 from session.db import make_engine, upgrade
 from session.models import Discipline
-from session.runner import Treatment, patient_facts, preflight
+from session.runner import Treatment, patient_facts, preflight, prior_sessions
 from session.seal import verify
 from session.store import SessionContext, Store
 from traction.tables import open_table
@@ -54,7 +54,8 @@ async def test_a_demo_session_is_recorded_sealed_and_verifiable(store: Store) ->
     holds = [s for s in store.iter_samples(result.session_id) if s.phase == "hold"]
     assert holds and all(abs(s.measured_n - s.target_n) < 25.0 for s in holds[5:])
     # The next prescription is checked against the first-session cap for session 2.
-    assert patient_facts(patient, store).prior_sessions == {"lumbar": 1}
+    assert prior_sessions(store, patient) == {"lumbar": 1}
+    assert patient_facts(patient, {"lumbar": 1}).prior_sessions == {"lumbar": 1}
     assert patient_facts(patient).prior_sessions is None
 
 

@@ -20,7 +20,7 @@ from devices.profiles import ForceProfile, load_profile
 from devices.units import ForceUnit
 from devices.urls import parse_table_url
 from session.models import Patient
-from session.runner import Treatment, TreatmentResult, preflight
+from session.runner import Treatment, TreatmentResult, preflight, prior_sessions
 from session.store import SessionContext, Store
 from traction.faults import LINK_FAULTS, ScheduledFault
 from traction.live import LiveView
@@ -81,10 +81,11 @@ async def treat(
     if time_scale != 1.0 and parse_table_url(url).scheme != "sim":
         raise ConfigError("--time-scale", "only simulated (sim://) tables run on a scaled clock")
     limits = load_limits(limits_path)
+    prior = await asyncio.to_thread(prior_sessions, store, patient)
     clock = ScaledClock(time_scale)
     async with open_table(url, clock) as opened:
         device, violations = await preflight(
-            opened.table, profile, patient, limits, operator_confirmed, store
+            opened.table, profile, patient, limits, operator_confirmed, prior
         )
         if violations:
             console.print(violations_table(violations, unit))
@@ -105,6 +106,7 @@ async def treat(
             tick_hz=tick_hz,
             operator_confirmed=operator_confirmed,
             table_label=label or url,
+            prior_sessions=prior,
         )
         view = LiveView(
             unit,
