@@ -93,19 +93,23 @@ def test_each_role_reaches_exactly_its_routes(
 
 def test_the_matrix_gives_each_role_what_the_clinic_expects() -> None:
     start, amend = ("POST", "/sessions"), ("POST", "/sessions/{session_id}/amendments")
+    change = ("POST", "/sessions/{session_id}/settings")
     export = ("GET", "/sessions/{session_id}/export/{fmt}")
     add_user, read = ("POST", "/admin/users"), ("GET", "/sessions/{session_id}")
+    add_patient, add_clinician = ("POST", "/patients"), ("POST", "/clinicians")
+    people = {("GET", "/patients"), ("GET", "/clinicians")}
     live = (WEBSOCKET, "/sessions/{session_id}/telemetry")
     expected = {
-        Role.TECHNICIAN: {start, read, live},
-        Role.CLINICIAN: {start, amend, export, read, live},
-        Role.BILLING: {export, read, live},
-        Role.ADMIN: {add_user, read, live},
+        Role.TECHNICIAN: {start, change, read, live, *people},
+        Role.CLINICIAN: {start, change, amend, export, add_patient, read, live, *people},
+        Role.BILLING: {export, read, live, *people},
+        Role.ADMIN: {add_user, add_patient, add_clinician, read, live, *people},
     }
+    guarded = {start, change, amend, export, add_user, add_patient, add_clinician}
     for role, granted in expected.items():
         mine = routes_for(role)
         assert granted <= mine, role
-        assert not ({start, amend, export, add_user} - granted) & mine, role
+        assert not (guarded - granted) & mine, role
     writes = {r for r in ROUTE_PERMISSIONS if r[0] == "POST"}
     assert all(ROUTE_PERMISSIONS[r] is not Permission.READ for r in writes)
 

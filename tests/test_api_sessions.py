@@ -265,6 +265,110 @@ def test_unknown_table_is_404_and_names_the_tables(client: TestClient, world: Wo
     assert "table-1, table-2" in response.json()["detail"]
 
 
+LBF_N = 4.4482216152605
+DEMO_HOLD_N = 35 * LBF_N
+NEW_PROFILE = {
+    "mode": "intermittent",
+    "region": "lumbar",
+    "hold_force": "25 lbf",
+    "rest_force": "10 lbf",
+    "hold_s": 6,
+    "rest_s": 5,
+    "total_min": 2,
+    "ramp_rate": "5 lbf/s",
+}
+
+
+def read_event(ws: Any, kind: str, words: str = "") -> dict[str, Any]:
+    """The first event of ``kind`` whose reason holds ``words``, from the stream."""
+    while True:
+        doc = read_until(ws, "event")[-1]["doc"]
+        if doc["kind"] == kind and words in doc["reason"]:
+            return doc
+
+
+def test_a_live_settings_change_is_recorded_and_the_samples_follow_it(
+    client: TestClient, world: World
+) -> None:
+    tech = world.headers("technician")
+    session_id = start(client, world)
+    new_hold_n = 25 * LBF_N  # the demo holds 17.5 lbf, then 35 lbf: never 25
+    with client.websocket_connect(f"/sessions/{session_id}/telemetry", headers=tech) as ws:
+        read_until(ws, "sample")
+        body = {"profile": NEW_PROFILE, "reason": "patient asked for less"}
+        changed = client.post(f"/sessions/{session_id}/settings", json=body, headers=tech)
+        assert changed.status_code == 200, changed.text
+        assert changed.json() == {
+            "session_id": session_id,
+            "applied": True,
+            "detail": "takes effect at the next tick",
+            "violations": [],
+        }
+        assert read_event(ws, "settings_changed")["data"]["new"]["hold_s"] == 6
+        held_new = False  # through one whole hold at the new force, to the rest after it
+        while True:
+            sample = read_until(ws, "sample")[-1]["doc"]
+            if sample["phase"] == "hold" and sample["target_n"] == pytest.approx(new_hold_n):
+                held_new = True
+            elif held_new and sample["phase"] == "rest":
+                break
+        assert client.post(f"/sessions/{session_id}/stop", headers=tech).status_code == 200
+        read_until(ws, "finished")
+
+    detail = wait_sealed(client, world, session_id)
+    [event] = [e for e in detail["events"] if e["kind"] == "settings_changed"]
+    assert event["reason"] == "settings changed (patient asked for less (technician))"
+    assert event["data"]["new"]["hold_force_n"] == pytest.approx(new_hold_n)
+    assert event["data"]["old"]["hold_force_n"] == pytest.approx(DEMO_HOLD_N)
+    after = [s for s in world.store.iter_samples(session_id) if s.t >= event["t"]]
+    held = [s.seq for s in after if s.phase == "hold" and s.target_n == pytest.approx(new_hold_n)]
+    assert held, "no sample held the new force"
+    assert all(s.target_n <= new_hold_n + 1e-6 for s in after if s.seq >= held[0])
+    assert detail["settings"]["profile"]["hold_force_n"] == pytest.approx(DEMO_HOLD_N)
+
+
+def test_a_settings_change_above_the_limits_is_refused_and_the_session_runs_on(
+    client: TestClient, world: World
+) -> None:
+    tech = world.headers("technician")
+    session_id = start(client, world)
+    url = f"/sessions/{session_id}/settings"
+    too_much = {"profile": {**NEW_PROFILE, "hold_force": "200 lbf"}, "operator_confirmed": True}
+    with client.websocket_connect(f"/sessions/{session_id}/telemetry", headers=tech) as ws:
+        read_until(ws, "sample")
+        refused = client.post(url, json=too_much, headers=tech)
+        assert refused.status_code == 422, refused.text
+        assert "settings not changed" in refused.json()["detail"]
+        violations = refused.json()["violations"]
+        assert any(v["field"] == "hold_force" and v["severity"] == "block" for v in violations)
+        assert all(set(v) == {"field", "value", "limit", "message", "severity"} for v in violations)
+        warning = read_event(ws, "warning", "settings change refused")
+        assert "(operator settings change (technician))" in warning["reason"]
+        assert warning["data"]["violations"] == violations
+        cervical = {"profile_name": "cervical-intermittent"}
+        wrong_region = client.post(url, json=cervical, headers=tech)
+        assert wrong_region.status_code == 422
+        assert "region" in {v["field"] for v in wrong_region.json()["violations"]}
+        neither = client.post(url, json={"operator_confirmed": True}, headers=tech)
+        assert neither.status_code == 422
+        assert neither.json()["detail"][0]["loc"] == ["body", "profile"]
+        assert read_until(ws, "sample")[-1]["doc"]["run_id"] == session_id
+        live = client.get("/tables/table-1", headers=tech).json()["live"]
+        assert live["session_id"] == session_id
+        assert client.post(f"/sessions/{session_id}/release", headers=tech).status_code == 200
+        read_until(ws, "finished")
+
+    detail = wait_sealed(client, world, session_id)
+    kinds = [e["kind"] for e in detail["events"]]
+    assert "settings_changed" not in kinds
+    assert sum("settings change refused" in e["reason"] for e in detail["events"]) == 2
+    samples = list(world.store.iter_samples(session_id))
+    assert max(s.target_n for s in samples) <= DEMO_HOLD_N + 1e-6
+    assert detail["settings"]["profile"]["hold_force_n"] == pytest.approx(DEMO_HOLD_N)
+    late = client.post(url, json={"profile_name": "demo"}, headers=tech)
+    assert late.status_code == 409 and "not running" in late.json()["detail"]
+
+
 def test_clinicians_amend_documentation_but_never_recorded_data(
     client: TestClient, world: World
 ) -> None:

@@ -61,14 +61,27 @@ class SessionNotRunning(ServiceError):
     pass
 
 
-class PrescriptionRefused(ServiceError):
-    """The prescription breaks the safety limits; ``violations`` holds every one (nothing moved)."""
+class SafetyRefused(ServiceError):
+    """Settings that break the safety limits; ``violations`` holds every one, warnings too."""
+
+    def __init__(self, message: str, violations: Sequence[Violation]) -> None:
+        self.violations = list(violations)
+        super().__init__(message + "; ".join(str(v) for v in blocking(self.violations)))
+
+
+class PrescriptionRefused(SafetyRefused):
+    """The prescription breaks the safety limits (nothing moved)."""
 
     def __init__(self, table: str, violations: Sequence[Violation]) -> None:
-        self.violations = list(violations)
-        super().__init__(
-            f"table {table}: not started; " + "; ".join(str(v) for v in blocking(self.violations))
-        )
+        super().__init__(f"table {table}: not started; ", violations)
+
+
+class SettingsRefused(SafetyRefused):
+    """A live settings change breaks the safety limits; the session runs on unchanged (the
+    control loop recorded the refusal as an event)."""
+
+    def __init__(self, session_id: str, violations: Sequence[Violation]) -> None:
+        super().__init__(f"session {session_id}: settings not changed; ", violations)
 
 
 class NotStarted(ServiceError):
@@ -334,12 +347,16 @@ class WorkstationService:
     def running_sessions(self) -> list[RunningTreatment]:
         return list(self._running.values())
 
-    def control(self, session_id: str, action: str, who: str) -> RunningTreatment:
-        """Pause, resume, stop (controlled ramp-down) or release (at once) a running session;
-        it takes effect at the loop's next tick."""
+    def _running_or_refuse(self, session_id: str) -> RunningTreatment:
         running = self._running.get(session_id)
         if running is None:
             raise SessionNotRunning(f"session {session_id} is not running on this workstation")
+        return running
+
+    def control(self, session_id: str, action: str, who: str) -> RunningTreatment:
+        """Pause, resume, stop (controlled ramp-down) or release (at once) a running session;
+        it takes effect at the loop's next tick."""
+        running = self._running_or_refuse(session_id)
         loop = running.treatment.loop
         actions = {
             "pause": lambda: loop.pause(f"operator pause ({who})"),
@@ -351,6 +368,26 @@ class WorkstationService:
             raise ServiceError(f"action {action!r} must be one of {', '.join(actions)}")
         actions[action]()
         return running
+
+    def change_settings(
+        self,
+        session_id: str,
+        profile: ForceProfile,
+        who: str,
+        operator_confirmed: bool = False,
+        reason: str | None = None,
+    ) -> tuple[RunningTreatment, list[Violation]]:
+        """Change a running session's profile live. The loop re-validates it for this patient on
+        this table and records the change (at its next tick) or the refusal as an event. Returns
+        every violation (warnings only, when it applies); raises SettingsRefused on a blocking
+        one and SessionNotRunning. Call on the event loop's thread, as the loop's own calls are."""
+        running = self._running_or_refuse(session_id)
+        why = f"{reason or 'operator settings change'} ({who})"
+        violations = running.treatment.loop.update_profile(profile, operator_confirmed, why)
+        if blocking(violations):
+            raise SettingsRefused(session_id, violations)
+        log.info("settings changed", session=session_id, who=who)
+        return running, violations
 
     async def wait_ended(self, session_id: str) -> TreatmentResult | None:
         """Wait for a running session to be recorded and sealed (None if it is not running)."""

@@ -13,21 +13,32 @@ from session.accounts import Role
 
 
 class Permission(enum.StrEnum):
-    READ = "read"  # tables, sessions, samples, live telemetry, health
-    RUN = "run"  # validate, start, pause, resume, stop, release
+    READ = "read"  # tables, sessions, samples, live telemetry, patients, clinicians, health
+    RUN = "run"  # validate, start, pause, resume, stop, release, live settings changes
+    REGISTER = "register"  # add patients (their weight and contraindications set the limits)
     DOCUMENT = "document"  # amend documentation fields
     EXPORT = "export"  # documents and billing files
-    ADMIN = "admin"  # users, tokens, settings
+    ADMIN = "admin"  # users, tokens, settings, clinicians
 
 
+# Registering a patient records the facts the safety limits are checked against (weight,
+# contraindications): a clinician's judgment, or the admin setting up the clinic - not the
+# technician who runs the table, nor billing. Clinicians (name, credentials, NPI) are who signs
+# and bills a note, so only the admin adds them, as it adds the users they log in as.
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
     Role.TECHNICIAN: frozenset({Permission.READ, Permission.RUN}),
     # Clinicians document: they read back the note they sign, so they may export it too.
     Role.CLINICIAN: frozenset(
-        {Permission.READ, Permission.RUN, Permission.DOCUMENT, Permission.EXPORT}
+        {
+            Permission.READ,
+            Permission.RUN,
+            Permission.DOCUMENT,
+            Permission.EXPORT,
+            Permission.REGISTER,
+        }
     ),
     Role.BILLING: frozenset({Permission.READ, Permission.EXPORT}),
-    Role.ADMIN: frozenset({Permission.READ, Permission.ADMIN}),
+    Role.ADMIN: frozenset({Permission.READ, Permission.ADMIN, Permission.REGISTER}),
 }
 
 WEBSOCKET = "WS"  # the method name WebSocket routes go by in the matrix
@@ -46,10 +57,15 @@ ROUTE_PERMISSIONS: dict[tuple[str, str], Permission] = {
     ("POST", "/sessions/{session_id}/resume"): Permission.RUN,
     ("POST", "/sessions/{session_id}/stop"): Permission.RUN,
     ("POST", "/sessions/{session_id}/release"): Permission.RUN,
+    ("POST", "/sessions/{session_id}/settings"): Permission.RUN,
     (WEBSOCKET, "/sessions/{session_id}/telemetry"): Permission.READ,
     ("GET", "/sessions/{session_id}/amendments"): Permission.READ,
     ("POST", "/sessions/{session_id}/amendments"): Permission.DOCUMENT,
     ("GET", "/sessions/{session_id}/export/{fmt}"): Permission.EXPORT,
+    ("GET", "/patients"): Permission.READ,
+    ("POST", "/patients"): Permission.REGISTER,
+    ("GET", "/clinicians"): Permission.READ,
+    ("POST", "/clinicians"): Permission.ADMIN,
     ("GET", "/admin/users"): Permission.ADMIN,
     ("POST", "/admin/users"): Permission.ADMIN,
     ("POST", "/admin/users/{name}/deactivate"): Permission.ADMIN,

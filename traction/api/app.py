@@ -17,11 +17,20 @@ from devices.errors import ConfigError, TableError
 from session.documentation import DocumentationError
 from session.store import StoreError
 from traction.api.auth import authorize
-from traction.api.routes import admin, exports, health, sessions, tables, telemetry
+from traction.api.routes import (
+    admin,
+    clinicians,
+    exports,
+    health,
+    patients,
+    sessions,
+    tables,
+    telemetry,
+)
 from traction.api.schemas import ErrorOut
 from traction.service import (
     NotStarted,
-    PrescriptionRefused,
+    SafetyRefused,
     ServiceError,
     SessionNotRunning,
     TableBusy,
@@ -35,7 +44,8 @@ DESCRIPTION = """
 Drive the traction tables wired to this workstation, watch them live, and read and export what
 they recorded. Every route needs `Authorization: Bearer <token>` (tokens come from
 `traction tokens create USER`). Roles: technician (run sessions, read), clinician (run, document
-through amendments, read), billing (read, export), admin (users, tokens, settings, read).
+through amendments, register patients, export, read), billing (read, export), admin (users,
+tokens, settings, register patients and clinicians, read).
 Live telemetry: WebSocket `/sessions/{session_id}/telemetry`, one JSON document
 `{"name", "doc"}` per record. Forces are newtons.
 """
@@ -45,7 +55,15 @@ AUTH_RESPONSES: dict[int | str, dict[str, Any]] = {
     403: {"model": ErrorOut, "description": "The token's role may not call this route"},
 }
 
-GUARDED_ROUTERS = (health.router, tables.router, sessions.router, exports.router, admin.router)
+GUARDED_ROUTERS = (
+    health.router,
+    tables.router,
+    sessions.router,
+    patients.router,
+    clinicians.router,
+    exports.router,
+    admin.router,
+)
 """Routers behind :func:`authorize`; the telemetry WebSocket checks its handshake itself."""
 ROUTERS = (*GUARDED_ROUTERS, telemetry.router)
 
@@ -63,7 +81,7 @@ _STATUS: list[tuple[type[Exception], int]] = [
 
 
 def _error(request: Request, exc: Exception) -> JSONResponse:
-    if isinstance(exc, PrescriptionRefused):
+    if isinstance(exc, SafetyRefused):
         violations = [v.to_dict() for v in exc.violations]
         return JSONResponse({"detail": str(exc), "violations": violations}, status_code=422)
     if isinstance(exc, ConfigError):
@@ -99,6 +117,6 @@ def create_app(settings: Settings, service: WorkstationService | None = None) ->
     for router in GUARDED_ROUTERS:
         app.include_router(router, dependencies=guarded, responses=AUTH_RESPONSES)
     app.include_router(telemetry.router)
-    for kind in (PrescriptionRefused, ConfigError, *(kind for kind, _ in _STATUS)):
+    for kind in (SafetyRefused, ConfigError, *(kind for kind, _ in _STATUS)):
         app.add_exception_handler(kind, _error)
     return app

@@ -11,7 +11,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from session.accounts import Role
-from session.models import AbnStatus
+from session.models import AbnStatus, Discipline, Sex
 from session.store import AMENDABLE_FIELDS
 
 
@@ -77,6 +77,22 @@ class TableOut(BaseModel):
     live: LiveOut | None = Field(default=None, description="The running session, if any")
 
 
+PROFILE_DESCRIPTION = (
+    "Force profile settings: mode, region, hold_force ('35 lbf'), rest_force, hold_s, rest_s, "
+    "total_s or total_min, ramp_rate ('5 lbf/s'), progression_steps, ..."
+)
+PROFILE_EXAMPLE: dict[str, Any] = {
+    "mode": "intermittent",
+    "region": "lumbar",
+    "hold_force": "35 lbf",
+    "rest_force": "15 lbf",
+    "hold_s": 15,
+    "rest_s": 10,
+    "total_min": 2,
+    "ramp_rate": "5 lbf/s",
+}
+
+
 class PrescriptionIn(BaseModel):
     """A session to validate or start. Give ``profile`` (settings as in configs/profiles/*.toml)
     or ``profile_name`` (a shipped profile such as ``demo``), not both."""
@@ -99,21 +115,7 @@ class PrescriptionIn(BaseModel):
 
     table: str = Field(description="A configured table name (GET /tables)")
     profile: dict[str, Any] | None = Field(
-        default=None,
-        description="Force profile settings: mode, region, hold_force ('35 lbf'), rest_force, "
-        "hold_s, rest_s, total_s or total_min, ramp_rate ('5 lbf/s'), progression_steps, ...",
-        examples=[
-            {
-                "mode": "intermittent",
-                "region": "lumbar",
-                "hold_force": "35 lbf",
-                "rest_force": "15 lbf",
-                "hold_s": 15,
-                "rest_s": 10,
-                "total_min": 2,
-                "ramp_rate": "5 lbf/s",
-            }
-        ],
+        default=None, description=PROFILE_DESCRIPTION, examples=[PROFILE_EXAMPLE]
     )
     profile_name: str | None = Field(default=None, description="A profile in configs/profiles/")
     patient_reference: str = Field(min_length=1, description="The clinic's patient reference")
@@ -212,6 +214,48 @@ class ControlOut(BaseModel):
     detail: str = Field(description="Takes effect at the control loop's next tick")
 
 
+class SettingsIn(BaseModel):
+    """A live change of a running session's profile. Give ``profile`` or ``profile_name``, not
+    both. It is re-validated for the patient on the table; the profile's clock carries on, and
+    the force ramps to the new curve at its ramp rate, never jumps."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "profile": {**PROFILE_EXAMPLE, "hold_force": "30 lbf"},
+                    "operator_confirmed": False,
+                    "reason": "patient reports discomfort at 35 lbf",
+                }
+            ]
+        },
+    )
+
+    profile: dict[str, Any] | None = Field(
+        default=None,
+        description=PROFILE_DESCRIPTION + " The region must stay the running session's.",
+        examples=[PROFILE_EXAMPLE],
+    )
+    profile_name: str | None = Field(default=None, description="A profile in configs/profiles/")
+    operator_confirmed: bool = Field(
+        default=False, description="The operator confirms a force above the confirmation level"
+    )
+    reason: str | None = Field(
+        default=None, max_length=500, description="Why the settings change; recorded with it"
+    )
+
+
+class SettingsChangeOut(BaseModel):
+    session_id: str
+    applied: bool = Field(
+        description="True: the change takes effect at the control loop's next tick and is "
+        "recorded as a settings_changed event"
+    )
+    detail: str
+    violations: list[ViolationOut] = Field(description="Every violation (warnings only here)")
+
+
 class AmendmentIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -239,6 +283,83 @@ class AmendmentOut(BaseModel):
     old_value: Any
     new_value: Any
     why: str
+
+
+class PatientIn(BaseModel):
+    """A patient by the clinic's reference (never a name: identity lives in the clinic's EHR)."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "reference": "MRN-00412",
+                    "body_weight_kg": 82,
+                    "sex": "male",
+                    "contraindications": ["osteoporosis"],
+                    "payer_id": "medicare",
+                }
+            ]
+        },
+    )
+
+    reference: str = Field(
+        min_length=1, max_length=64, description="The clinic's patient reference"
+    )
+    body_weight_kg: float = Field(gt=0, lt=700, description="Limits the lumbar force")
+    sex: Sex = Field(default=Sex.UNKNOWN, description="Recorded because some limits depend on it")
+    contraindications: list[str] = Field(
+        default_factory=list,
+        description="Keys of configs/safety.toml's [contraindications] (block treatment) and "
+        "[precautions] (warn), e.g. osteoporosis",
+    )
+    payer_id: str | None = Field(
+        default=None, max_length=64, description="A payer key from configs/payers.toml"
+    )
+
+
+class PatientOut(BaseModel):
+    id: int
+    reference: str
+    body_weight_kg: float
+    sex: Sex
+    contraindications: list[str]
+    payer_id: str | None
+
+
+class ClinicianIn(BaseModel):
+    """A treating or supervising professional, named as a note must name them."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "name": "Dana Reyes",
+                    "credentials": "PT, DPT",
+                    "discipline": "PT",
+                    "npi": "1234567893",
+                }
+            ]
+        },
+    )
+
+    name: str = Field(min_length=1, max_length=200, description="Full name as on the note")
+    credentials: str = Field(min_length=1, max_length=64, description='e.g. "PT, DPT" or "DC"')
+    discipline: Discipline = Field(description="Picks the therapy modifier (GP, GO, GN)")
+    npi: str | None = Field(
+        default=None,
+        pattern=r"^[0-9]{10}$",
+        description="National Provider Identifier, 10 digits (billing lines need it)",
+    )
+
+
+class ClinicianOut(BaseModel):
+    id: int
+    name: str
+    credentials: str
+    discipline: Discipline
+    npi: str | None
 
 
 class UserIn(BaseModel):

@@ -37,6 +37,8 @@ from traction.api.schemas import (
     SamplePage,
     SessionDetailOut,
     SessionOut,
+    SettingsChangeOut,
+    SettingsIn,
     ValidationOut,
     ViolationOut,
 )
@@ -59,7 +61,7 @@ def field_error(
     )
 
 
-def _profile(body: PrescriptionIn) -> ForceProfile:
+def _profile(body: PrescriptionIn | SettingsIn) -> ForceProfile:
     if (body.profile is None) == (body.profile_name is None):
         raise field_error(("body", "profile"), "give profile or profile_name, exactly one")
     try:
@@ -295,6 +297,36 @@ async def stop(session_id: str, user: CurrentUser, service: Service) -> ControlO
 async def release(session_id: str, user: CurrentUser, service: Service) -> ControlOut:
     """Emergency release: let go of the patient at the next tick."""
     return _control(service, session_id, "release", user)
+
+
+@router.post(
+    "/{session_id}/settings",
+    response_model=SettingsChangeOut,
+    summary="Change settings live",
+    responses={
+        409: {"model": ErrorOut, "description": "The session is not running here"},
+        422: {
+            "model": RefusedOut,
+            "description": "Safety violations (all of them); the session runs on unchanged",
+        },
+    },
+)
+async def change_settings(
+    session_id: str, body: SettingsIn, user: CurrentUser, service: Service
+) -> SettingsChangeOut:
+    """Change a running session's profile: re-validated for the patient on the table, then
+    applied at the control loop's next tick and recorded as a settings_changed event. Any
+    blocking violation refuses it with every violation listed; the refusal is recorded too."""
+    profile = await run_in_threadpool(_profile, body)
+    running, violations = service.change_settings(
+        session_id, profile, user.name, body.operator_confirmed, body.reason
+    )
+    return SettingsChangeOut(
+        session_id=running.session_id,
+        applied=True,
+        detail="takes effect at the next tick",
+        violations=[ViolationOut(**v.to_dict()) for v in violations],
+    )
 
 
 @router.get(

@@ -1,0 +1,151 @@
+"""Patients and clinicians over HTTP: registered, listed, refused when duplicate or unknown to the
+safety limits, and usable at once for a session."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from api_support import TestClient, World, make_world, prescription, running_client
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> World:
+    return make_world(tmp_path_factory.mktemp("api-people"))
+
+
+@pytest.fixture(scope="module")
+def client(world: World) -> Iterator[TestClient]:
+    yield from running_client(world)
+
+
+PATIENT: dict[str, Any] = {
+    "reference": "MRN-0412",
+    "body_weight_kg": 70.5,
+    "sex": "female",
+    "contraindications": ["claustrophobia"],
+    "payer_id": "medicare",
+}
+CLINICIAN: dict[str, Any] = {
+    "name": "Sam Ortiz",
+    "credentials": "DC",
+    "discipline": "DC",
+    "npi": "1992753880",
+}
+
+
+def test_patients_are_registered_listed_and_ready_for_a_session(
+    client: TestClient, world: World
+) -> None:
+    created = client.post("/patients", json=PATIENT, headers=world.headers("clinician"))
+    assert created.status_code == 201, created.text
+    assert created.json() == {"id": created.json()["id"], **PATIENT}
+    listed = client.get("/patients", headers=world.headers("billing")).json()
+    assert [p["reference"] for p in listed] == ["MRN-0001", "MRN-0002", "MRN-0412"]
+    assert listed[-1] == created.json()
+    assert world.store.patient_by_reference("MRN-0412").contraindications == ["claustrophobia"]
+
+    body = prescription(world, patient_reference="MRN-0412")
+    checked = client.post("/sessions/validate", json=body, headers=world.headers("technician"))
+    assert checked.status_code == 200 and checked.json()["ok"] is True
+    [warning] = checked.json()["violations"]
+    assert warning["severity"] == "warn" and "laustrophobia" in warning["message"]
+
+    blocked = {**PATIENT, "reference": "MRN-0413", "contraindications": ["osteoporosis"]}
+    assert client.post("/patients", json=blocked, headers=world.headers("admin")).status_code == 201
+    body = prescription(world, patient_reference="MRN-0413")
+    checked = client.post("/sessions/validate", json=body, headers=world.headers("technician"))
+    assert checked.json()["ok"] is False
+    assert "patient.contraindications" in {v["field"] for v in checked.json()["violations"]}
+
+
+def test_a_duplicate_patient_reference_is_409_naming_it(client: TestClient, world: World) -> None:
+    duplicate = {**PATIENT, "reference": "MRN-0001"}
+    refused = client.post("/patients", json=duplicate, headers=world.headers("clinician"))
+    assert refused.status_code == 409
+    assert refused.json()["detail"] == "patient reference 'MRN-0001' already exists"
+    assert world.store.patient_by_reference("MRN-0001").body_weight_kg == 82.0
+
+
+@pytest.mark.parametrize(
+    ("change", "loc", "words"),
+    [
+        (
+            {"contraindications": ["osteoporosis", "bad_knees"]},
+            ["body", "contraindications", 1],
+            "'bad_knees' is not a contraindication or precaution",
+        ),
+        ({"body_weight_kg": 0}, ["body", "body_weight_kg"], "greater than 0"),
+        ({"sex": "f"}, ["body", "sex"], "'female'"),
+        ({"reference": ""}, ["body", "reference"], "at least 1 character"),
+        ({"reference": "   "}, ["body", "reference"], "must not be empty"),
+        ({"weight": 80}, ["body", "weight"], "Extra inputs"),
+    ],
+)
+def test_a_bad_patient_is_refused_naming_the_field(
+    client: TestClient, world: World, change: dict[str, Any], loc: list[Any], words: str
+) -> None:
+    body = {**PATIENT, "reference": "MRN-0499", **change}
+    refused = client.post("/patients", json=body, headers=world.headers("admin"))
+    assert refused.status_code == 422, refused.text
+    [error] = refused.json()["detail"]
+    assert error["loc"] == loc and words in error["msg"], error
+    assert body["reference"] not in {p.reference for p in world.store.list_patients()}
+
+
+def test_unknown_contraindication_message_lists_the_known_keys(
+    client: TestClient, world: World
+) -> None:
+    body = {**PATIENT, "reference": "MRN-0498", "contraindications": ["Pregnancy"]}
+    refused = client.post("/patients", json=body, headers=world.headers("clinician"))
+    message = refused.json()["detail"][0]["msg"]
+    assert "'Pregnancy'" in message and "pregnancy" in message and "claustrophobia" in message
+
+
+def test_clinicians_are_registered_listed_and_can_treat(client: TestClient, world: World) -> None:
+    admin = world.headers("admin")
+    created = client.post("/clinicians", json=CLINICIAN, headers=admin)
+    assert created.status_code == 201, created.text
+    clinician_id = created.json()["id"]
+    assert created.json() == {"id": clinician_id, **CLINICIAN}
+    listed = client.get("/clinicians", headers=world.headers("technician")).json()
+    assert [c["name"] for c in listed] == ["Dana Reyes", "Sam Ortiz"]
+    assert world.store.get_clinician(clinician_id).discipline == "DC"
+
+    body = prescription(world, treating_clinician_id=clinician_id)
+    checked = client.post("/sessions/validate", json=body, headers=world.headers("technician"))
+    assert checked.status_code == 200 and checked.json()["ok"] is True
+
+    no_npi = client.post("/clinicians", json={**CLINICIAN, "npi": None}, headers=admin)
+    assert no_npi.status_code == 201 and no_npi.json()["npi"] is None
+
+
+def test_a_duplicate_npi_is_409_naming_its_holder(client: TestClient, world: World) -> None:
+    again = {**CLINICIAN, "name": "Someone Else", "npi": "1234567893"}
+    refused = client.post("/clinicians", json=again, headers=world.headers("admin"))
+    assert refused.status_code == 409
+    assert refused.json()["detail"] == (
+        f"NPI 1234567893 is already registered to Dana Reyes (id {world.clinician_id})"
+    )
+    assert "Someone Else" not in {c.name for c in world.store.list_clinicians()}
+
+
+@pytest.mark.parametrize(
+    ("change", "loc"),
+    [
+        ({"npi": "12345"}, ["body", "npi"]),
+        ({"discipline": "RN"}, ["body", "discipline"]),
+        ({"credentials": ""}, ["body", "credentials"]),
+        ({"name": None}, ["body", "name"]),
+    ],
+)
+def test_a_bad_clinician_is_refused_naming_the_field(
+    client: TestClient, world: World, change: dict[str, Any], loc: list[str]
+) -> None:
+    refused = client.post(
+        "/clinicians", json={**CLINICIAN, **change}, headers=world.headers("admin")
+    )
+    assert refused.status_code == 422, refused.text
+    [error] = refused.json()["detail"]
+    assert error["loc"] == loc
