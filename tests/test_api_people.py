@@ -149,3 +149,29 @@ def test_a_bad_clinician_is_refused_naming_the_field(
     assert refused.status_code == 422, refused.text
     [error] = refused.json()["detail"]
     assert error["loc"] == loc
+
+
+def test_validation_knows_the_patients_history_for_the_first_session_cap(
+    client: TestClient, world: World
+) -> None:
+    """A new female patient's first lumbar session above 40 lbf is flagged, counted from the store."""
+    new = {**PATIENT, "reference": "MRN-0500", "sex": "female", "contraindications": []}
+    assert client.post("/patients", json=new, headers=world.headers("clinician")).status_code == 201
+    profile = {
+        "mode": "intermittent",
+        "region": "lumbar",
+        "hold_force": "45 lbf",
+        "rest_force": "20 lbf",
+        "hold_s": 30,
+        "rest_s": 15,
+        "total_min": 5,
+        "ramp_rate": "5 lbf/s",
+    }
+    body = prescription(
+        world, patient_reference="MRN-0500", profile=profile, operator_confirmed=True
+    )
+    del body["profile_name"]
+    checked = client.post("/sessions/validate", json=body, headers=world.headers("technician"))
+    assert checked.status_code == 200, checked.text
+    [warning] = checked.json()["violations"]
+    assert warning["severity"] == "warn" and "usual cap for lumbar session 1" in warning["message"]

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import NoReturn
 
@@ -101,6 +101,7 @@ class Prescription:
     patient: Patient
     context: SessionContext
     operator_confirmed: bool = False
+    prior_sessions: Mapping[str, int] | None = None  # for the first-session caps
 
 
 class LiveWatch:
@@ -262,9 +263,10 @@ class WorkstationService:
                         prescription.patient,
                         self.limits,
                         prescription.operator_confirmed,
+                        prescription.prior_sessions,
                     )
                     return slot.device, violations
-        facts = patient_facts(prescription.patient)
+        facts = patient_facts(prescription.patient, prescription.prior_sessions)
         confirmed = prescription.operator_confirmed
         return slot.device, validate(
             prescription.profile, facts, self.limits, slot.device, confirmed
@@ -289,6 +291,7 @@ class WorkstationService:
                 prescription.patient,
                 self.limits,
                 prescription.operator_confirmed,
+                prescription.prior_sessions,
             )
             if blocking(violations):
                 raise PrescriptionRefused(slot.setting.name, violations)
@@ -303,6 +306,7 @@ class WorkstationService:
                 operator_confirmed=prescription.operator_confirmed,
                 flush_interval=self.flush_interval,
                 table_label=f"{slot.setting.name} ({slot.setting.url})",
+                prior_sessions=prescription.prior_sessions,
             )
             watch = LiveWatch()
             treatment.subscribe(watch)

@@ -22,6 +22,7 @@ from devices.profiles import ForceProfile, load_profile
 from devices.records import Outcome
 from session.accounts import User
 from session.models import TreatmentSession
+from session.runner import prior_sessions
 from session.store import SessionContext, SessionQuery, StoreError
 from traction.api.auth import CurrentUser, Service
 from traction.api.schemas import (
@@ -116,7 +117,14 @@ def _prescription(service: WorkstationService, body: PrescriptionIn, user: User)
         abn_status=body.abn_status,
     )
     service.slot(body.table)
-    return Prescription(body.table, profile, patient, context, body.operator_confirmed)
+    return Prescription(
+        body.table,
+        profile,
+        patient,
+        context,
+        body.operator_confirmed,
+        prior_sessions(store, patient),  # read here, in the threadpool, never on the loop
+    )
 
 
 def session_out(service: WorkstationService, row: TreatmentSession) -> SessionOut:
