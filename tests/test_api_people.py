@@ -175,3 +175,11 @@ def test_validation_knows_the_patients_history_for_the_first_session_cap(
     assert checked.status_code == 200, checked.text
     [warning] = checked.json()["violations"]
     assert warning["severity"] == "warn" and "usual cap for lumbar session 1" in warning["message"]
+
+
+def test_an_unknown_payer_is_refused_naming_the_field(client: TestClient, world: World) -> None:
+    bad = {**PATIENT, "reference": "MRN-0600", "payer_id": "acme-health"}
+    refused = client.post("/patients", json=bad, headers=world.headers("clinician"))
+    assert refused.status_code == 422
+    [error] = refused.json()["detail"]
+    assert error["loc"] == ["body", "payer_id"] and "configs/payers.toml" in error["msg"]

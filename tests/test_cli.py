@@ -179,6 +179,12 @@ def test_usage_errors_exit_2_with_the_rule(data_dir: Path) -> None:
     code, out = invoke("patients", "add", "MRN-1", "--weight-kg", "80")
     assert code == Exit.USAGE and "already exists" in out
     code, out = invoke(
+        "patients", "add", "MRN-2", "--weight-kg", "80", "--contraindication", "gout"
+    )
+    assert code == Exit.USAGE and "'gout' is not a contraindication" in out
+    code, out = invoke("patients", "add", "MRN-2", "--weight-kg", "80", "--payer", "acme")
+    assert code == Exit.USAGE and "'acme' is not a payer" in out
+    code, out = invoke(
         "run", "demo", "--patient", "MRN-1", "--clinician", "1", "--region", "cervical"
     )
     assert code == Exit.USAGE and "treats lumbar" in out

@@ -8,10 +8,13 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from devices.limits import load_limits
+from session.billing import default_payers
 from session.models import Discipline, Sex
 from traction.context import open_store, settings_from
 from traction.errors import friendly_errors
 from traction.options import ConfigOption
+from traction.people import check_new_patient
 
 patients_app = typer.Typer(
     help="Patients by the clinic's reference (never a name).", no_args_is_help=True
@@ -39,6 +42,7 @@ def add_patient(
     """Register a patient. Example: traction patients add MRN-00412 --weight-kg 82 --sex male --payer medicare"""
     with friendly_errors():
         store = open_store(settings_from(config))
+        check_new_patient(contraindication or [], payer, load_limits(), default_payers())
         patient = store.add_patient(
             reference, weight_kg, sex=sex, contraindications=contraindication or [], payer_id=payer
         )

@@ -1,18 +1,20 @@
 """Patients: list and register them, so a front end needs no CLI before a first session.
 
-A patient's contraindications are checked against the safety limits in force when registered: an
-unknown key would only surface as a blocked start at the table, so it is refused here instead.
+A patient's contraindications and payer are checked when registered (traction.people): an unknown
+key would only surface as a blocked start at the table, an unknown payer at billing time.
 """
 
 from __future__ import annotations
 
 from fastapi import APIRouter, HTTPException
 
+from session.billing import default_payers
 from session.models import Patient
 from session.store import StoreError
 from traction.api.auth import Service
 from traction.api.routes.sessions import field_error
 from traction.api.schemas import ErrorOut, PatientIn, PatientOut
+from traction.people import PatientFieldError, check_new_patient
 from traction.service import WorkstationService
 
 router = APIRouter(prefix="/patients", tags=["patients"])
@@ -22,17 +24,11 @@ def patient_out(patient: Patient) -> PatientOut:
     return PatientOut.model_validate(patient, from_attributes=True)
 
 
-def _check_flags(service: WorkstationService, flags: list[str]) -> None:
-    limits = service.limits
-    known = sorted([*limits.contraindications, *limits.precautions])
-    for i, key in enumerate(flags):
-        if key not in known:
-            raise field_error(
-                ("body", "contraindications", i),
-                f"{key!r} is not a contraindication or precaution in the safety limits; "
-                f"known: {', '.join(known)}",
-                key,
-            )
+def _check(service: WorkstationService, body: PatientIn) -> None:
+    try:
+        check_new_patient(body.contraindications, body.payer_id, service.limits, default_payers())
+    except PatientFieldError as exc:
+        raise field_error(("body", *exc.loc), exc.message, exc.value) from None
 
 
 def _registered(service: WorkstationService, reference: str) -> bool:
@@ -59,7 +55,7 @@ def list_patients(service: Service) -> list[PatientOut]:
 def add_patient(body: PatientIn, service: Service) -> PatientOut:
     """Register a patient by the clinic's reference, with the facts the safety limits are checked
     against: body weight, sex and contraindications (keys of the safety limits)."""
-    _check_flags(service, body.contraindications)
+    _check(service, body)
     duplicate = HTTPException(409, f"patient reference {body.reference!r} already exists")
     if _registered(service, body.reference):
         raise duplicate
