@@ -12,7 +12,7 @@ from __future__ import annotations
 import enum
 import json
 from collections.abc import Iterable, Mapping
-from datetime import date, datetime
+from datetime import UTC, date, datetime, tzinfo
 from typing import Any, Final, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -506,10 +506,16 @@ def _clinician(row: Any) -> Clinician:
 
 
 def build_documentation(
-    store: Store, session_id: str, unit: ForceUnit = ForceUnit.LBF, place_of_service: str = "11"
+    store: Store,
+    session_id: str,
+    unit: ForceUnit = ForceUnit.LBF,
+    place_of_service: str = "11",
+    time_zone: tzinfo = UTC,
 ) -> Documentation:
     """Document a stored, finished session. Samples and events are streamed from the store; the
-    seal is recomputed and compared (``seal.verified``)."""
+    seal is recomputed and compared (``seal.verified``). Start and end are given in the clinic's
+    ``time_zone``, which also decides the date of service (an evening session in New York is not
+    billed on the next UTC day)."""
     row = store.get_session(session_id)
     if row.outcome is None:
         raise DocumentationError(
@@ -558,8 +564,8 @@ def build_documentation(
         session_id=row.id,
         patient_ref=patient.reference,
         regions=regions,
-        started_at=row.started_at,
-        ended_at=row.ended_at,
+        started_at=row.started_at.astimezone(time_zone),
+        ended_at=row.ended_at.astimezone(time_zone) if row.ended_at is not None else None,
         outcome=Outcome(row.outcome),
         outcome_reason=row.outcome_reason or "",
         place_of_service=place_of_service,

@@ -12,7 +12,7 @@ import io
 import json
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, datetime, time, timedelta, tzinfo
 from decimal import Decimal
 from pathlib import Path
 
@@ -61,6 +61,19 @@ class ExportFormat(enum.StrEnum):
         }[self.value]
 
 
+@dataclass(frozen=True)
+class ExportOptions:
+    """The clinic's choices that shape every export: display unit, place of service, the time
+    zone that decides dates of service, and for billing the payer override and the patient's
+    therapy spend so far this year (KX)."""
+
+    unit: ForceUnit = ForceUnit.LBF
+    place_of_service: str = "11"
+    time_zone: tzinfo = UTC
+    payer_key: str | None = None
+    year_to_date_spend: Decimal = Decimal(0)
+
+
 @dataclass
 class ClaimRun:
     """Documentation, billing lines and readiness findings for a set of sessions."""
@@ -89,11 +102,7 @@ class ClaimRun:
 def claim_run(
     store: Store,
     session_ids: Sequence[str],
-    *,
-    unit: ForceUnit = ForceUnit.LBF,
-    place_of_service: str = "11",
-    payer_key: str | None = None,
-    year_to_date_spend: Decimal = Decimal(0),
+    options: ExportOptions = ExportOptions(),
     payers: dict[str, Payer] | None = None,
 ) -> ClaimRun:
     """Document ``session_ids`` and compute their billing lines and findings, payer by payer
@@ -104,13 +113,18 @@ def claim_run(
     bills 97012 twice; only the asked-for sessions are documented and reported on.
     """
     payers = payers or default_payers()
+    payer_key, spend = options.payer_key, options.year_to_date_spend
     if payer_key is not None and payer_key not in payers:
         raise ConfigError(
             "payer", f"unknown payer {payer_key!r}; known: {', '.join(sorted(payers))}"
         )
     asked = list(dict.fromkeys(session_ids))
-    everyone = asked + [sid for sid in _same_day_sessions(store, asked) if sid not in asked]
-    docs = [build_documentation(store, sid, unit, place_of_service) for sid in everyone]
+    same_day = _same_day_sessions(store, asked, options.time_zone)
+    everyone = asked + [sid for sid in same_day if sid not in asked]
+    docs = [
+        build_documentation(store, sid, options.unit, options.place_of_service, options.time_zone)
+        for sid in everyone
+    ]
     by_payer: dict[str, list[Documentation]] = {}
     for doc in docs:
         key = payer_key or doc.payer or DEFAULT_PAYER
@@ -124,8 +138,8 @@ def claim_run(
     findings: list[Finding] = []
     pairs = default_ncci_pairs()
     for key, group in by_payer.items():
-        lines += billing_lines(group, payers[key], year_to_date_spend, pairs)
-        findings += check_readiness(group, payers[key], year_to_date_spend, pairs)
+        lines += billing_lines(group, payers[key], spend, pairs)
+        findings += check_readiness(group, payers[key], spend, pairs)
     wanted = set(asked)
     return ClaimRun(
         [d for d in docs if d.session_id in wanted],
@@ -135,12 +149,12 @@ def claim_run(
     )
 
 
-def _same_day_sessions(store: Store, session_ids: Sequence[str]) -> list[str]:
-    """Finished sessions of the same patients on the same (UTC) dates as ``session_ids``."""
+def _same_day_sessions(store: Store, session_ids: Sequence[str], zone: tzinfo) -> list[str]:
+    """Finished sessions of the same patients on the same local dates as ``session_ids``."""
     found: list[str] = []
     for sid in session_ids:
         row = store.get_session(sid)
-        day = datetime.combine(row.started_at.astimezone(UTC).date(), time.min, tzinfo=UTC)
+        day = datetime.combine(row.started_at.astimezone(zone).date(), time.min, tzinfo=zone)
         query = SessionQuery(
             patient_id=row.patient_id, since=day, until=day + timedelta(days=1), unfinished=False
         )
@@ -188,24 +202,13 @@ def export_to_directory(
     session_ids: Sequence[str],
     formats: Iterable[ExportFormat],
     out_dir: Path,
-    *,
-    unit: ForceUnit = ForceUnit.LBF,
-    place_of_service: str = "11",
-    payer_key: str | None = None,
-    year_to_date_spend: Decimal = Decimal(0),
+    options: ExportOptions = ExportOptions(),
     progress: Callable[[str], None] | None = None,
 ) -> ExportSummary:
     """Write each session's files as ``<session>/<session><suffix>`` plus, for CSV, one combined
     ``billing-lines.csv`` of every line, the file billing systems import."""
     formats = list(formats)
-    run = claim_run(
-        store,
-        session_ids,
-        unit=unit,
-        place_of_service=place_of_service,
-        payer_key=payer_key,
-        year_to_date_spend=year_to_date_spend,
-    )
+    run = claim_run(store, session_ids, options)
     out_dir.mkdir(parents=True, exist_ok=True)
     files: list[Path] = []
     for doc in run.docs:
@@ -231,21 +234,10 @@ def export_to_file(
     session_id: str,
     fmt: ExportFormat,
     path: Path,
-    *,
-    unit: ForceUnit = ForceUnit.LBF,
-    place_of_service: str = "11",
-    payer_key: str | None = None,
-    year_to_date_spend: Decimal = Decimal(0),
+    options: ExportOptions = ExportOptions(),
 ) -> ExportSummary:
     """Write one session's document in one format to ``path``."""
-    run = claim_run(
-        store,
-        [session_id],
-        unit=unit,
-        place_of_service=place_of_service,
-        payer_key=payer_key,
-        year_to_date_spend=year_to_date_spend,
-    )
+    run = claim_run(store, [session_id], options)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(render(store, run, run.docs[0], fmt))
     return _summary(run, [path])

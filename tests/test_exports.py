@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 from documentation_factory import HOLD_N, intermittent_samples
 
 from devices.records import Finished, Outcome, Phase, Sample, Started
 from session.db import make_engine, upgrade
-from session.exports import ExportFormat, claim_run, export_to_directory, render
+from session.exports import ExportFormat, ExportOptions, claim_run, export_to_directory, render
 from session.models import Discipline
 from session.seal import seal
 from session.store import SessionContext, Store
@@ -123,3 +124,22 @@ def test_a_date_range_export_bills_the_day_once(
     assert not (tmp_path / "out" / second / f"{second}.csv").exists()
     assert (tmp_path / "out" / second / f"{second}.json").exists()
     assert (tmp_path / "out" / "billing-lines.csv").read_text().count("97012") == 1
+
+
+def test_the_clinics_time_zone_decides_the_date_of_service(store: Store) -> None:
+    """14:00 and 22:00 in New York are one visit, though 22:00 is already tomorrow in UTC."""
+    new_york = ZoneInfo("America/New_York")
+    patient = store.add_patient("P-2", 80.0, payer_id="medicare")
+    pt = store.add_clinician("Dana Reyes", "PT, DPT", Discipline.PT, npi="1234567893")
+    assert patient.id is not None and pt.id is not None
+    afternoon = datetime(2026, 3, 14, 14, 0, tzinfo=new_york)
+    evening = datetime(2026, 3, 14, 22, 0, tzinfo=new_york)
+    record(store, "run-c", patient.id, pt.id, afternoon.astimezone(UTC), "lumbar")
+    record(store, "run-d", patient.id, pt.id, evening.astimezone(UTC), "lumbar")
+
+    local = claim_run(store, ["run-c", "run-d"], ExportOptions(time_zone=new_york))
+    [line] = local.lines
+    assert str(line.date_of_service) == "2026-03-14" and set(line.session_ids) == {"run-c", "run-d"}
+    assert local.docs[1].started_at.utcoffset() == timedelta(hours=-4)
+    in_utc = claim_run(store, ["run-c", "run-d"])
+    assert sorted(str(x.date_of_service) for x in in_utc.lines) == ["2026-03-14", "2026-03-15"]

@@ -14,6 +14,8 @@ def test_example_settings_load() -> None:
     assert [t.name for t in settings.tables] == ["lumbar-1", "cervical-1", "legacy"]
     assert settings.display_unit is ForceUnit.LBF
     assert settings.bind_host == "127.0.0.1"
+    assert settings.zone.key == "America/Chicago"
+    assert settings.export_options().time_zone == settings.zone
 
 
 def test_environment_overrides_the_file(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -44,6 +46,7 @@ def test_defaults_run_one_simulated_table_on_sqlite(
             ["tables.0.url", "unit=999"],
         ),
         ("bind_port = ", ["not valid TOML"]),
+        ("time_zone = 'Mars/Olympus'", ["'time_zone'", "unknown time zone 'Mars/Olympus'"]),
     ],
 )
 def test_bad_settings_name_the_setting_and_the_rule(

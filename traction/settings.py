@@ -10,8 +10,10 @@ from __future__ import annotations
 import os
 import socket
 import tomllib
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import platformdirs
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -20,6 +22,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 from devices.errors import ConfigError
 from devices.units import ForceUnit
 from devices.urls import parse_table_url
+from session.exports import ExportOptions
 
 ENV_PREFIX = "TRACTION_"
 
@@ -73,6 +76,36 @@ class Settings(BaseSettings):
         "heartbeat watchdog (10 s at most) still allows half a real second",
     )
     place_of_service: str = Field(default="11", pattern=r"^\d{2}$")
+    time_zone: str = Field(
+        default="UTC", description="IANA time zone of the clinic; it decides dates of service"
+    )
+
+    @field_validator("time_zone")
+    @classmethod
+    def _zone_exists(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                f"unknown time zone {value!r}; use an IANA name such as America/New_York"
+            ) from None
+        return value
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.time_zone)
+
+    def export_options(
+        self, payer_key: str | None = None, year_to_date_spend: Decimal = Decimal(0)
+    ) -> ExportOptions:
+        """How this clinic's documents and billing lines are written."""
+        return ExportOptions(
+            unit=self.display_unit,
+            place_of_service=self.place_of_service,
+            time_zone=self.zone,
+            payer_key=payer_key,
+            year_to_date_spend=year_to_date_spend,
+        )
 
     @classmethod
     def settings_customise_sources(

@@ -429,3 +429,4 @@ class SettingsOut(BaseModel):
     token_ttl_hours: float
     sim_time_scale: float
     place_of_service: str
+    time_zone: str

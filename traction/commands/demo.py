@@ -121,8 +121,7 @@ def demo(
             [session_id],
             formats,
             settings.export_dir,
-            unit=settings.display_unit,
-            place_of_service=settings.place_of_service,
+            settings.export_options(),
         )
         lines = Table(
             "date",

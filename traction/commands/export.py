@@ -115,10 +115,7 @@ def export(
                 ids[0],
                 formats[0],
                 out,
-                unit=settings.display_unit,
-                place_of_service=settings.place_of_service,
-                payer_key=payer,
-                year_to_date_spend=spend,
+                settings.export_options(payer, spend),
             )
             console.print(summary_table(summary))
             console.print(f"wrote {out}")
@@ -130,10 +127,7 @@ def export(
                 ids,
                 formats,
                 target,
-                unit=settings.display_unit,
-                place_of_service=settings.place_of_service,
-                payer_key=payer,
-                year_to_date_spend=spend,
+                settings.export_options(payer, spend),
                 progress=lambda _sid: progress.advance(task),
             )
         console.print(summary_table(summary))

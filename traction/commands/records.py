@@ -133,7 +133,9 @@ def show_session(
                 events.add_row(f"{stored.t - row.start_t:.1f}", stored.kind, stored.reason)
         console.print(events)
         if plot is not None and row.outcome is not None:
-            doc = build_documentation(store, session_id, unit)
+            doc = build_documentation(
+                store, session_id, unit, settings.place_of_service, settings.zone
+            )
             plot.write_bytes(render_plot(store, doc))
             console.print(f"plot written to {plot}")
         for amendment in store.amendments(session_id):

@@ -113,4 +113,5 @@ def get_settings(service: Service) -> SettingsOut:
         token_ttl_hours=s.token_ttl_hours,
         sim_time_scale=s.sim_time_scale,
         place_of_service=s.place_of_service,
+        time_zone=s.time_zone,
     )

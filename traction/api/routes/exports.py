@@ -41,13 +41,7 @@ def export_session(
     fhir (R4 bundle) or x12 (837P). Billing readiness findings are in ``X-Billing-Findings``."""
     get_row(service, session_id)
     settings = service.settings
-    run = claim_run(
-        service.store,
-        [session_id],
-        unit=settings.display_unit,
-        place_of_service=settings.place_of_service,
-        payer_key=payer,
-    )
+    run = claim_run(service.store, [session_id], settings.export_options(payer))
     body = render(service.store, run, run.docs[0], fmt)
     findings = run.findings_for(session_id)
     return Response(
