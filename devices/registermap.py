@@ -205,6 +205,10 @@ class Entry:
         value = self.decode(registers)
         if isinstance(value, str):
             raise ValueError(f"{self.label}: a force cannot be text")
+        if not math.isfinite(value):
+            # A float register can hold NaN or infinity; no comparison with a limit would ever
+            # trip on it, so it must never reach the supervisor as a force.
+            raise ValueError(f"{self.label}: {value!r} is not a finite force")
         return float(value) * ForceUnit(self.unit).newtons
 
     def encode_force(self, force_n: float) -> list[int]:

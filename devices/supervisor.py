@@ -13,6 +13,7 @@ repeated reading, and a table that stopped running on its own.
 from __future__ import annotations
 
 import enum
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,6 +33,7 @@ class TripKind(enum.StrEnum):
     STALE = "stale_reading"
     MISSING = "missing_reading"
     NOT_RUNNING = "not_running"
+    BAD_READING = "bad_reading"
     LINK_LOST = "link_lost"
     DEVICE_REJECTED = "device_rejected"
 
@@ -91,6 +93,8 @@ class Supervisor:
             return trip(TripKind.DEVICE_FAULT, f"device fault code {state.fault_code}")
         if not state.stop_switch_connected:
             return trip(TripKind.STOP_SWITCH_DISCONNECTED, "patient stop switch disconnected")
+        if not math.isfinite(m):  # NaN compares false with every limit: never let it through
+            return trip(TripKind.BAD_READING, f"measured force {m!r} is not a number")
         if m > self.hard_limit_n:
             return trip(
                 TripKind.HARD_LIMIT,

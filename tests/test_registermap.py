@@ -3,6 +3,7 @@ with a message naming the file, the entry and the rule."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -98,6 +99,13 @@ def test_values_that_do_not_fit_the_register_are_refused() -> None:
         entry(DataType.UINT16).encode(70000)
     with pytest.raises(ConfigError, match="not a finite number"):
         entry(DataType.FLOAT32).encode(float("nan"))
+
+
+@pytest.mark.parametrize("registers", [[0x7FC0, 0x0000], [0x7F80, 0x0000], [0xFF80, 0x0000]])
+def test_a_force_register_holding_nan_or_infinity_is_refused(registers: list[int]) -> None:
+    force = replace(entry(DataType.FLOAT32), unit="N")
+    with pytest.raises(ValueError, match="is not a finite force"):
+        force.decode_force(registers)
 
 
 SECTION_MEASURED = '[status.measured_force]\naddress = 200\ntype = "float32"\nscale = 1.0\nunit = "N"\naccess = "r"'

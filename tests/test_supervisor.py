@@ -153,3 +153,11 @@ def test_stop_switch_wins_over_the_fault_it_causes() -> None:
     both = reading(1.0, 500.0, stop_switch_pressed=True, fault_code=5)
     trip = supervisor().check(both, 100.0, now=1.0)
     assert trip is not None and trip.kind is TripKind.STOP_SWITCH
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), float("-inf")])
+def test_a_force_that_is_not_a_number_trips_at_once(bad: float) -> None:
+    """NaN compares false with every limit; without this check it would pass as harmless."""
+    trip = supervisor().check(reading(1.0, bad), 100.0, 1.0)
+    assert trip is not None and trip.kind is TripKind.BAD_READING
+    assert "is not a number" in trip.reason
