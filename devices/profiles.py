@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import bisect
 import enum
+import math
 import re
 import tomllib
 from collections.abc import Mapping
@@ -424,6 +425,8 @@ class _Reader:
             return None
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise ConfigError(self.at(key), f"{value!r} is not a number")
+        if not math.isfinite(value):
+            raise ConfigError(self.at(key), f"{value!r} is not a finite number")
         if value < 0:
             raise ConfigError(self.at(key), f"{value!r} is negative")
         return float(value)

@@ -239,6 +239,9 @@ BASE = {
         ({"progression_steps": 1.5}, "progression_steps", "whole number"),
         ({"hold_time": 60}, "hold_time", "unknown setting"),
         ({"rest_s": None}, "rest_s", "needs rest_s > 0"),
+        ({"hold_s": float("nan")}, "hold_s", "nan is not a finite number"),  # TOML allows nan
+        ({"total_min": float("inf")}, "total_min", "inf is not a finite number"),
+        ({"angle_deg": float("nan")}, "angle_deg", "nan is not a finite number"),
     ],
 )
 def test_bad_values_name_file_and_field(
