@@ -9,6 +9,7 @@ from starting; warnings (precautions, unusual angles) are shown and recorded but
 from __future__ import annotations
 
 import enum
+import math
 import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
@@ -202,6 +203,8 @@ class _Reader:
         v = self.value(d, dotted)
         if isinstance(v, bool) or not isinstance(v, int | float):
             raise self.err(dotted, f"{v!r} is not a number")
+        if not math.isfinite(v):  # a NaN limit would compare false and never trip
+            raise self.err(dotted, f"{v!r} is not a finite number")
         if v < 0 or (positive and v == 0) or (upper is not None and v > upper):
             rule = f"0..{upper:g}" if upper is not None else ("> 0" if positive else ">= 0")
             raise self.err(dotted, f"{v!r} is outside {rule}")

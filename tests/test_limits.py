@@ -291,6 +291,12 @@ def write_limits(tmp_path: Path, old: str, new: str) -> Path:
         ),
         ("staleness_s = 0.5", "staleness_s = 0", "supervisor.staleness_s", "outside > 0"),
         (
+            "tracking_time_s = 2.0",
+            "tracking_time_s = nan",  # TOML allows nan; a NaN limit would never trip
+            "supervisor.tracking_time_s",
+            "is not a finite number",
+        ),
+        (
             'regions = ["lumbar"] }',
             'regions = ["pelvis"] }',
             "contraindications.pregnancy.regions",
