@@ -32,7 +32,6 @@ from session.documentation import Documentation, build_documentation
 from session.export.csv_lines import render_csv
 from session.export.fhir_bundle import render_fhir
 from session.export.json_doc import render_json
-from session.export.pdf_note import plot_png, reduce_for_plot, render_pdf
 from session.export.x12_837p import render_x12
 from session.store import SessionQuery, Store
 
@@ -168,6 +167,8 @@ def render(store: Store, run: ClaimRun, doc: Documentation, fmt: ExportFormat) -
     if fmt is ExportFormat.JSON:
         return render_json(doc).encode()
     if fmt is ExportFormat.PDF:
+        from session.export.pdf_note import render_pdf  # matplotlib + reportlab: load on use
+
         buffer = io.BytesIO()
         row = store.get_session(doc.session_id)
         render_pdf(doc, store.iter_samples(doc.session_id), buffer, t0=row.start_t)
@@ -182,6 +183,8 @@ def render(store: Store, run: ClaimRun, doc: Documentation, fmt: ExportFormat) -
 
 def render_plot(store: Store, doc: Documentation) -> bytes:
     """The session's force/time plot alone, as PNG (what the PDF note shows)."""
+    from session.export.pdf_note import plot_png, reduce_for_plot  # matplotlib: load on use
+
     row = store.get_session(doc.session_id)
     span = max(doc.delivered.elapsed_minutes * 60.0, 1.0)
     buckets = reduce_for_plot(store.iter_samples(doc.session_id), row.start_t, span)

@@ -12,7 +12,7 @@ import socket
 import tomllib
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import platformdirs
@@ -22,7 +22,9 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 from devices.errors import ConfigError
 from devices.units import ForceUnit
 from devices.urls import parse_table_url
-from session.exports import ExportOptions
+
+if TYPE_CHECKING:
+    from session.exports import ExportOptions
 
 ENV_PREFIX = "TRACTION_"
 
@@ -99,6 +101,8 @@ class Settings(BaseSettings):
         self, payer_key: str | None = None, year_to_date_spend: Decimal = Decimal(0)
     ) -> ExportOptions:
         """How this clinic's documents and billing lines are written."""
+        from session.exports import ExportOptions  # the export stack loads only when exporting
+
         return ExportOptions(
             unit=self.display_unit,
             place_of_service=self.place_of_service,
