@@ -388,6 +388,9 @@ def test_clinicians_amend_documentation_but_never_recorded_data(
         assert refused.status_code == 422
         assert refused.json()["detail"][0]["loc"] == ["body", "field"]
         assert "never writable" in refused.json()["detail"][0]["msg"]
+    deleted = {"field": "diagnosis_codes", "value": ["M54.16", "M54.5"], "why": "x"}
+    refused = client.post(url, json=deleted, headers=clinician)
+    assert refused.status_code == 422 and refused.json()["detail"][0]["loc"] == ["body", "value", 1]
     wrong_type = {"field": "pull_angle_deg", "value": "steep", "why": "x"}
     refused = client.post(url, json=wrong_type, headers=clinician)
     assert refused.status_code == 422 and refused.json()["detail"][0]["loc"] == ["body", "value"]

@@ -172,6 +172,10 @@ def test_usage_errors_exit_2_with_the_rule(data_dir: Path) -> None:
         "5",
     )
     assert code == Exit.USAGE and "only simulated (sim://) tables" in out
+    code, out = invoke(
+        "run", "demo", "--patient", "MRN-1", "--clinician", "1", "--diagnosis", "M54.5"
+    )
+    assert code == Exit.USAGE and "diagnosis_codes[0]" in out and "M54.50" in out
     code, out = invoke("run", "nope", "--patient", "MRN-1", "--clinician", "1")
     assert code == Exit.USAGE and "neither a file nor a shipped profile" in out
     code, out = invoke("run", "demo", "--patient", "MRN-404", "--clinician", "1")

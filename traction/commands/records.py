@@ -20,6 +20,7 @@ from session.exports import render_plot
 from session.seal import verify as verify_seal
 from session.store import AMENDABLE_FIELDS, SessionQuery
 from traction.context import open_store, settings_from
+from traction.diagnoses import check_diagnoses
 from traction.errors import friendly_errors
 from traction.exitcodes import Exit
 from traction.options import ConfigOption
@@ -157,12 +158,16 @@ def amend_session(
 ) -> None:
     """Complete or correct a documentation field; recorded forces and events never change."""
     with friendly_errors():
-        store = open_store(settings_from(config))
+        settings = settings_from(config)
+        store = open_store(settings)
         session_id = store.resolve_session_id(session_id)
         try:
             parsed: Any = json.loads(value)
         except json.JSONDecodeError:
             parsed = value
+        if field == "diagnosis_codes" and isinstance(parsed, list):
+            day = store.get_session(session_id).started_at.astimezone(settings.zone).date()
+            check_diagnoses([str(code) for code in parsed], day)
         store.amend(session_id, field, parsed, who, why)
         console.print(f"session {session_id}: {field} amended")
 

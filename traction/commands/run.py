@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import datetime
 from typing import Annotated
 
 import typer
@@ -14,6 +15,7 @@ from devices.units import format_force
 from session.models import AbnStatus
 from session.store import SessionContext
 from traction.context import open_store, settings_from
+from traction.diagnoses import check_diagnoses
 from traction.errors import friendly_errors
 from traction.exitcodes import Exit
 from traction.faults import parse_fault
@@ -104,6 +106,7 @@ def run(
         else:
             configured = settings.table(table) if table is not None else settings.tables[0]
             target_url, label = configured.url, f"{configured.name} ({configured.url})"
+        check_diagnoses(diagnosis or [], datetime.now(settings.zone).date())
         person = store.patient_by_reference(patient)
         store.get_clinician(clinician)
         context = SessionContext(

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import re
 import time
-from datetime import datetime
+from collections.abc import Sequence
+from datetime import date, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query
@@ -43,6 +44,7 @@ from traction.api.schemas import (
     ValidationOut,
     ViolationOut,
 )
+from traction.diagnoses import DiagnosisError, check_diagnoses
 from traction.service import Prescription, WorkstationService
 
 router = APIRouter(prefix="/sessions", tags=["sessions"])
@@ -80,9 +82,19 @@ def _profile(body: PrescriptionIn | SettingsIn) -> ForceProfile:
         raise field_error(("body", *where), exc.message, body.profile) from None
 
 
+def _check_codes(codes: Sequence[str], on: date, loc: tuple[str, ...]) -> None:
+    """Malformed, deleted and header ICD-10-CM codes are refused where they are entered."""
+    try:
+        check_diagnoses(codes, on)
+    except DiagnosisError as exc:
+        raise field_error((*loc, exc.index), exc.message, exc.code) from None
+
+
 def _prescription(service: WorkstationService, body: PrescriptionIn, user: User) -> Prescription:
     """Resolve the request into a prescription; every unknown reference is a 422 naming it."""
     profile = _profile(body)
+    today = datetime.now(service.settings.zone).date()
+    _check_codes(body.diagnosis_codes, today, ("body", "diagnosis_codes"))
     store = service.store
     try:
         patient = store.patient_by_reference(body.patient_reference)
@@ -359,7 +371,10 @@ def list_amendments(session_id: str, service: Service) -> list[AmendmentOut]:
 def amend(session_id: str, body: AmendmentIn, user: CurrentUser, service: Service) -> AmendmentOut:
     """Complete or correct one documentation field (diagnosis codes, medical necessity, signature,
     ...); logged with the calling user as author. Recorded data cannot be amended."""
-    get_row(service, session_id)
+    row = get_row(service, session_id)
+    if body.field == "diagnosis_codes" and isinstance(body.value, list):
+        service_day = row.started_at.astimezone(service.settings.zone).date()
+        _check_codes([str(code) for code in body.value], service_day, ("body", "value"))
     try:
         amendment = service.store.amend(session_id, body.field, body.value, user.name, body.why)
     except StoreError as exc:
