@@ -122,6 +122,10 @@ def test_run_completes_then_sessions_verify_and_export(data_dir: Path) -> None:
     assert code == 0, out
     assert "blocked" in out and "NO_SIGNATURE" in out  # nobody signed yet: billing is told
     assert (data_dir / "claims" / sid / f"{sid}.837p.txt").read_text().startswith("HI*")
+    code, out = invoke(
+        "sessions", "amend", sid, "diagnosis_codes", '["M51.36"]', "--who", "D", "--why", "x"
+    )
+    assert code == Exit.USAGE and "category header" in out
     code, out = invoke("sessions", "sign", sid, "--clinician", "1")
     assert code == 0, out
     code, out = invoke("export", sid, "-f", "pdf", "--out", str(data_dir / "note.pdf"))
