@@ -23,10 +23,12 @@ from api_support import (
 )
 from conftest_db import make_started
 from pypdf import PdfReader
+from starlette.websockets import WebSocketDisconnect
 
 from devices.records import Outcome
 from session.store import SessionContext
 from traction.api import create_app
+from traction.api.auth import WS_UNAUTHORIZED
 
 
 @pytest.fixture(scope="module")
@@ -422,3 +424,23 @@ def test_shutdown_releases_running_sessions_and_start_up_recovers_interrupted_on
     assert row.outcome == "stopped" and row.sealed_at is not None
     assert "service shutting down" in (row.outcome_reason or "")
     assert model.released and not model.running
+
+
+def test_a_browser_passes_its_token_as_websocket_subprotocols(
+    client: TestClient, world: World
+) -> None:
+    """Browsers cannot set headers on a WebSocket: they offer ["bearer", token] instead, and the
+    handshake must echo "bearer". A bad token offered that way is refused like any other."""
+    session_id = start(client, world)
+    url = f"/sessions/{session_id}/telemetry"
+    with client.websocket_connect(url, subprotocols=["bearer", world.tokens["billing"]]) as ws:
+        assert ws.accepted_subprotocol == "bearer"
+        assert ws.receive_json()["name"] == "started"
+    with (
+        pytest.raises(WebSocketDisconnect) as refused,
+        client.websocket_connect(url, subprotocols=["bearer", "trk_forged"]) as ws,
+    ):
+        ws.receive_json()
+    assert refused.value.code == WS_UNAUTHORIZED
+    client.post(f"/sessions/{session_id}/release", headers=world.headers("technician"))
+    wait_sealed(client, world, session_id)

@@ -76,11 +76,25 @@ def authorize(
         raise HTTPException(denied.status_code, denied.message, headers=headers) from None
 
 
+BEARER_SUBPROTOCOL = "bearer"
+
+
+def offered_bearer(websocket: WebSocket) -> str | None:
+    """The token a browser offers as subprotocols ``["bearer", token]`` (a browser's WebSocket
+    cannot set an Authorization header; a token in the URL would land in access logs)."""
+    offered = [p.strip() for p in websocket.headers.get("sec-websocket-protocol", "").split(",")]
+    if len(offered) >= 2 and offered[0] == BEARER_SUBPROTOCOL:
+        return offered[1]
+    return None
+
+
 def authorize_websocket(websocket: WebSocket) -> User:
-    """Same as :func:`authorize`, for a WebSocket handshake."""
+    """Same as :func:`authorize`, for a WebSocket handshake: the token comes in the Authorization
+    header, or from a browser as the subprotocols ``bearer, <token>``."""
     scheme, _, token = websocket.headers.get("authorization", "").partition(" ")
+    header_token = token.strip() if scheme.lower() == "bearer" else None
     try:
-        return _check(websocket, token.strip() if scheme.lower() == "bearer" else None, WEBSOCKET)
+        return _check(websocket, header_token or offered_bearer(websocket), WEBSOCKET)
     except Denied as denied:
         code = WS_UNAUTHORIZED if denied.status_code == 401 else WS_FORBIDDEN
         raise WebSocketException(code, denied.message) from None

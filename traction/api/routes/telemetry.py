@@ -22,7 +22,12 @@ from devices.records import record_name
 from devices.stream import LatestQueue
 from session.accounts import User
 from session.store import StoreError
-from traction.api.auth import authorize_websocket, service_of
+from traction.api.auth import (
+    BEARER_SUBPROTOCOL,
+    authorize_websocket,
+    offered_bearer,
+    service_of,
+)
 from traction.service import RunningTreatment
 
 router = APIRouter(tags=["telemetry"])
@@ -47,7 +52,7 @@ async def telemetry(
             row = await run_in_threadpool(service.store.get_session, session_id)
         except StoreError:
             raise WebSocketException(WS_NOT_FOUND, f"no session with id {session_id!r}") from None
-        await websocket.accept()
+        await websocket.accept(subprotocol=_subprotocol(websocket))
         finished = {
             "run_id": row.id,
             "wall": row.ended_at.isoformat() if row.ended_at else None,
@@ -58,7 +63,7 @@ async def telemetry(
         await websocket.send_text(document("finished", finished))
         await websocket.close()
         return
-    await websocket.accept()
+    await websocket.accept(subprotocol=_subprotocol(websocket))
     queue = running.listen()
     sender = asyncio.create_task(_send(websocket, queue))
     receiver = asyncio.create_task(_until_disconnect(websocket))
@@ -69,6 +74,11 @@ async def telemetry(
     if sender.done() and not sender.cancelled() and sender.exception() is None:
         with contextlib.suppress(RuntimeError, WebSocketDisconnect):
             await websocket.close()
+
+
+def _subprotocol(websocket: WebSocket) -> str | None:
+    """Echo ``bearer`` when the browser sent its token that way, as the handshake requires."""
+    return BEARER_SUBPROTOCOL if offered_bearer(websocket) is not None else None
 
 
 async def _send(websocket: WebSocket, queue: LatestQueue) -> None:
