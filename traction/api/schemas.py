@@ -10,6 +10,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from devices.contract import DeviceInfo, TableState
 from session.accounts import Role
 from session.models import AbnStatus, Discipline, Sex
 from session.store import AMENDABLE_FIELDS
@@ -32,27 +33,6 @@ class RefusedOut(BaseModel):
     violations: list[ViolationOut] = Field(description="Every violation, not only the first")
 
 
-class DeviceOut(BaseModel):
-    model: str
-    serial_number: str
-    firmware: str
-    rated_max_force_n: float
-    manufacturer: str = ""
-
-
-class TableStateOut(BaseModel):
-    t: float
-    measured_force_n: float
-    target_force_n: float
-    running: bool
-    ready: bool
-    released: bool
-    fault_code: int
-    stop_switch_pressed: bool
-    stop_switch_connected: bool
-    watchdog_tripped: bool
-
-
 class LiveOut(BaseModel):
     """The latest sample of the session running on a table."""
 
@@ -70,8 +50,8 @@ class TableOut(BaseModel):
     name: str
     url: str
     simulated: bool
-    device: DeviceOut
-    state: TableStateOut | None = Field(
+    device: DeviceInfo = Field(description="What the table reported when opened")
+    state: TableState | None = Field(
         default=None, description="A fresh reading when idle; empty while a session runs"
     )
     live: LiveOut | None = Field(default=None, description="The running session, if any")
@@ -137,7 +117,7 @@ class PrescriptionIn(BaseModel):
 
 class ValidationOut(BaseModel):
     table: str
-    device: DeviceOut
+    device: DeviceInfo
     ok: bool = Field(description="True when nothing blocks a start")
     violations: list[ViolationOut]
 

@@ -30,7 +30,6 @@ from traction.api.schemas import (
     AmendmentIn,
     AmendmentOut,
     ControlOut,
-    DeviceOut,
     ErrorOut,
     EventOut,
     PrescriptionIn,
@@ -172,7 +171,7 @@ async def validate_prescription(
     device, violations = await service.check(prescription)
     return ValidationOut(
         table=prescription.table,
-        device=DeviceOut(**device.to_dict()),
+        device=device,
         ok=not blocking(violations),
         violations=[ViolationOut(**v.to_dict()) for v in violations],
     )

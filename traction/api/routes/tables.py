@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from traction.api.auth import Service
-from traction.api.schemas import DeviceOut, LiveOut, TableOut, TableStateOut
+from traction.api.schemas import LiveOut, TableOut
 from traction.service import TableSlot, WorkstationService
 
 router = APIRouter(prefix="/tables", tags=["tables"])
@@ -30,8 +30,8 @@ async def _table_out(service: WorkstationService, slot: TableSlot) -> TableOut:
         name=slot.setting.name,
         url=slot.setting.url,
         simulated=slot.opened.simulated,
-        device=DeviceOut(**slot.device.to_dict()),
-        state=TableStateOut(**state.to_dict()) if state is not None else None,
+        device=slot.device,
+        state=state,
         live=live,
     )
 
