@@ -29,8 +29,9 @@ class Clock(Protocol):
 class ScaledClock:
     """Monotonic clock running ``scale`` times faster than real time (1.0 is real time).
 
-    ``wall(t)`` maps a session time to the UTC wall-clock moment it documents: the real start plus the
-    elapsed session time, so a time-scaled demo documents the full prescribed duration.
+    ``wall(t)`` maps a session time to the UTC wall-clock moment at which it happened: the real start
+    plus the *real* time elapsed, so recorded moments never lie in the future (a time-scaled session
+    keeps its session-time length separately, in its samples and its ``time_scale``).
     """
 
     def __init__(self, scale: float = 1.0) -> None:
@@ -56,9 +57,17 @@ class ScaledClock:
         return session_seconds / self._scale
 
     def wall(self, t: float) -> datetime:
-        return self._wall0 + timedelta(seconds=t)
+        return self._wall0 + timedelta(seconds=t / self._scale)
 
 
 def monotonic_clock() -> ScaledClock:
     """The real-time clock used with real tables."""
     return ScaledClock(1.0)
+
+
+def format_seconds(seconds: float) -> str:
+    """A duration as people read it: at most three significant digits ("0.255 s", "1.5 s"),
+    whole seconds from 100 s on, so computed timeouts never print as "0.254688 s"."""
+    if abs(seconds) >= 100:
+        return f"{seconds:.0f} s"
+    return f"{seconds:.3g} s"

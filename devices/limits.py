@@ -19,8 +19,10 @@ from typing import Any
 from devices.configfiles import config_file
 from devices.contract import DeviceInfo
 from devices.errors import ConfigError
-from devices.profiles import ForceProfile, Mode, Region, parse_rate
-from devices.units import N_PER_KGF, format_force, parse_force
+from devices.profiles import MAX_FORCE_N, ForceProfile, Mode, Region, parse_rate
+from devices.units import N_PER_KGF, N_PER_LBF, format_force, parse_force
+
+MAX_SUPERVISOR_S = 10.0  # the longest any supervisor time limit may be (a table's watchdog range)
 
 
 @dataclass(frozen=True)
@@ -59,12 +61,19 @@ class RegionLimits:
     max_body_weight_fraction: float
     angle_min_deg: float
     angle_max_deg: float
+    min_cord_tension_n: float
     first_session: FirstSessionCaps | None = None
+    # An operator confirms a hold force above this; None: the clinic-wide [operator] figure.
+    confirm_force_n: float | None = None
 
 
 @dataclass(frozen=True)
 class SupervisorLimits:
-    """What the supervisor trips on while a session runs (session-clock seconds)."""
+    """What the supervisor trips on while a session runs (session-clock seconds).
+
+    The single-fault checks have defaults (the shipped safety.toml's figures) so a limits object
+    built in code for one check need not spell out the others.
+    """
 
     over_target_tolerance_n: float
     hard_limit_margin_n: float
@@ -72,6 +81,11 @@ class SupervisorLimits:
     tracking_time_s: float
     staleness_s: float
     heartbeat_timeout_s: float
+    channel_disagreement_n: float = 5 * N_PER_LBF
+    max_force_rate_n_per_s: float = 100 * N_PER_LBF
+    force_rate_allowance_n: float = 3 * N_PER_LBF
+    stuck_target_change_n: float = 2 * N_PER_LBF
+    max_stall_s: float = 0.9
 
 
 @dataclass(frozen=True)
@@ -99,6 +113,8 @@ class SafetyLimits:
     contraindications: Mapping[str, Flag]
     precautions: Mapping[str, Flag]
     source: str = field(default="", compare=False)
+    # Table models allowed to treat without the single-fault features (every start warns).
+    single_fault_exempt_models: frozenset[str] = frozenset()
 
     def hard_limit_n(self, profile: ForceProfile, device: DeviceInfo) -> float:
         """The measured force the supervisor never allows for this profile on this table."""
@@ -106,10 +122,17 @@ class SafetyLimits:
             device.rated_max_force_n, profile.max_force_n + self.supervisor.hard_limit_margin_n
         )
 
+    def confirm_force_n(self, region: Region) -> float:
+        """The hold force above which an operator must confirm, for ``region`` (its own figure,
+        else the clinic-wide one): a cervical pull needs confirming well below a lumbar one."""
+        own = self.regions[region].confirm_force_n
+        return self.operator_confirm_force_n if own is None else own
+
     def to_dict(self) -> dict[str, Any]:
         """For the settings snapshot (newtons, seconds)."""
         d = asdict(self)
         d["regions"] = {r.value: asdict(v) for r, v in self.regions.items()}
+        d["single_fault_exempt_models"] = sorted(self.single_fault_exempt_models)
         for group in ("contraindications", "precautions"):
             d[group] = {
                 k: {"label": f.label, "regions": sorted(r.value for r in f.regions)}
@@ -119,7 +142,7 @@ class SafetyLimits:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any], where: str = "safety limits") -> SafetyLimits:
-        r = _Reader(d, where)
+        r = _Reader(where)
         regions = {}
         for region in Region:
             rd = r.table(d, f"regions.{region.value}")
@@ -130,7 +153,9 @@ class SafetyLimits:
                 ),
                 angle_min_deg=r.number(rd, f"regions.{region.value}.angle_min_deg", upper=90.0),
                 angle_max_deg=r.number(rd, f"regions.{region.value}.angle_max_deg", upper=90.0),
+                min_cord_tension_n=r.force(rd, f"regions.{region.value}.min_cord_tension"),
                 first_session=r.first_session(rd, f"regions.{region.value}.first_session"),
+                confirm_force_n=r.optional_force(rd, f"regions.{region.value}.confirm_force"),
             )
         sup = r.table(d, "supervisor")
         return cls(
@@ -147,13 +172,28 @@ class SafetyLimits:
                 over_target_tolerance_n=r.force(sup, "supervisor.over_target_tolerance"),
                 hard_limit_margin_n=r.force(sup, "supervisor.hard_limit_margin"),
                 tracking_band_n=r.force(sup, "supervisor.tracking_band"),
-                tracking_time_s=r.number(sup, "supervisor.tracking_time_s", positive=True),
-                staleness_s=r.number(sup, "supervisor.staleness_s", positive=True),
-                heartbeat_timeout_s=r.number(sup, "supervisor.heartbeat_timeout_s", positive=True),
+                # A time limit of hours would never trip: each is at most MAX_SUPERVISOR_S.
+                tracking_time_s=r.number(
+                    sup, "supervisor.tracking_time_s", upper=MAX_SUPERVISOR_S, positive=True
+                ),
+                staleness_s=r.number(
+                    sup, "supervisor.staleness_s", upper=MAX_SUPERVISOR_S, positive=True
+                ),
+                heartbeat_timeout_s=r.number(
+                    sup, "supervisor.heartbeat_timeout_s", upper=MAX_SUPERVISOR_S, positive=True
+                ),
+                channel_disagreement_n=r.force(sup, "supervisor.channel_disagreement"),
+                max_force_rate_n_per_s=r.rate(sup, "supervisor.max_force_rate"),
+                force_rate_allowance_n=r.force(sup, "supervisor.force_rate_allowance"),
+                stuck_target_change_n=r.force(sup, "supervisor.stuck_target_change"),
+                max_stall_s=r.number(
+                    sup, "supervisor.max_stall_s", upper=MAX_SUPERVISOR_S, positive=True
+                ),
             ),
             contraindications=r.flags(d, "contraindications"),
             precautions=r.flags(d, "precautions"),
             source=where,
+            single_fault_exempt_models=r.models(d, "single_fault.allow_models"),
         )
 
 
@@ -171,7 +211,9 @@ def load_limits(path: str | Path | None = None) -> SafetyLimits:
 
 
 class _Reader:
-    def __init__(self, d: Mapping[str, Any], where: str) -> None:
+    """Reads the limits file's values, each error naming the file and the dotted key."""
+
+    def __init__(self, where: str) -> None:
         self.where = where
 
     def err(self, key: str, message: str) -> ConfigError:
@@ -192,7 +234,13 @@ class _Reader:
         return d[key]
 
     def force(self, d: Mapping[str, Any], dotted: str) -> float:
-        return parse_force(self.value(d, dotted), f"{self.where}: {dotted}")
+        value = parse_force(self.value(d, dotted), f"{self.where}: {dotted}")
+        if value > MAX_FORCE_N:
+            raise self.err(dotted, f"{value:g} N is above {MAX_FORCE_N:g} N, more than any table")
+        return value
+
+    def optional_force(self, d: Mapping[str, Any], dotted: str) -> float | None:
+        return None if dotted.rsplit(".", 1)[-1] not in d else self.force(d, dotted)
 
     def rate(self, d: Mapping[str, Any], dotted: str) -> float:
         return parse_rate(self.value(d, dotted), f"{self.where}: {dotted}")
@@ -206,7 +254,8 @@ class _Reader:
         if not math.isfinite(v):  # a NaN limit would compare false and never trip
             raise self.err(dotted, f"{v!r} is not a finite number")
         if v < 0 or (positive and v == 0) or (upper is not None and v > upper):
-            rule = f"0..{upper:g}" if upper is not None else ("> 0" if positive else ">= 0")
+            low = "above 0" if positive else "0"
+            rule = f"{low}..{upper:g}" if upper is not None else ("> 0" if positive else ">= 0")
             raise self.err(dotted, f"{v!r} is outside {rule}")
         return float(v)
 
@@ -215,7 +264,7 @@ class _Reader:
         if "first_session" not in d:
             return None
         t = self.table(d, "first_session")
-        severity = t.get("severity", "warn")
+        severity = t.get("severity", "block")
         if severity not in ("warn", "block"):
             raise self.err(f"{dotted}.severity", f"{severity!r} must be warn or block")
         return FirstSessionCaps(
@@ -234,6 +283,21 @@ class _Reader:
         if low > high:
             raise self.err(dotted, f"min {low:g} is above max {high:g}")
         return Bounds(low, high)
+
+    def models(self, d: Mapping[str, Any], dotted: str) -> frozenset[str]:
+        """An optional list of table model names (at most 100, each 1..64 characters)."""
+        section, key = dotted.split(".")
+        node = d.get(section, {})
+        if not isinstance(node, Mapping):
+            raise self.err(section, "must be a table")
+        names = node.get(key, [])
+        if (
+            not isinstance(names, list)
+            or len(names) > 100
+            or not all(isinstance(n, str) and 0 < len(n) <= 64 for n in names)
+        ):
+            raise self.err(dotted, f"{names!r} must be a list of up to 100 model names")
+        return frozenset(names)
 
     def flags(self, d: Mapping[str, Any], dotted: str) -> dict[str, Flag]:
         out = {}
@@ -385,6 +449,33 @@ def validate(
                 "per session)",
                 caps.severity,
             )
+    lowest = profile.lowest_rest_n()
+    least = region.min_cord_tension_n
+    if lowest is None and hold < least:
+        add(
+            "hold_force",
+            f(hold),
+            f"at least {f(least)}",
+            f"hold_force {f(hold)} is below the minimum cord tension {f(least)} for "
+            f"{profile.region.value} traction",
+        )
+    elif lowest is not None and profile.rest_force_n < least:
+        add(
+            "rest_force",
+            f(profile.rest_force_n),
+            f"at least {f(least)}",
+            f"rest_force {f(profile.rest_force_n)} is below the minimum cord tension {f(least)} "
+            f"for {profile.region.value} traction: the cord must stay taut between pulls",
+        )
+    elif lowest is not None and lowest < least:
+        add(
+            "step_rest_fraction",
+            f"{profile.step_rest_fraction:g}",
+            f"stepped rests of at least {f(least)}",
+            f"the stepped cycles rest at {f(lowest)} ({profile.step_rest_fraction:g} of the "
+            f"smallest step), below the minimum cord tension {f(least)} for "
+            f"{profile.region.value} traction; raise step_rest_fraction or use fewer steps",
+        )
     if profile.ramp_n_per_s > limits.max_ramp_n_per_s:
         add(
             "ramp_rate",
@@ -421,13 +512,14 @@ def validate(
             limits.total_s.text(),
             f"total_s {profile.total_s:g} s is outside {limits.total_s.text()}",
         )
-    if hold > limits.operator_confirm_force_n and not operator_confirmed:
+    confirm = limits.confirm_force_n(profile.region)
+    if hold > confirm and not operator_confirmed:
         add(
             "hold_force",
             f(hold),
-            f(limits.operator_confirm_force_n),
-            f"hold_force {f(hold)} is above {f(limits.operator_confirm_force_n)}: an operator "
-            "must confirm it before the session starts",
+            f(confirm),
+            f"hold_force {f(hold)} is above {f(confirm)}: an operator "
+            "must confirm it (operator_confirmed) before it is applied",
         )
     for key in sorted(patient.contraindications):
         if key in limits.contraindications:

@@ -19,28 +19,34 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
 import serial
+import structlog
 
-from devices.clock import Clock
-from devices.contract import DeviceInfo, StopKind, TableState
+from devices.clock import Clock, format_seconds
+from devices.contract import FULL_SAFETY, DeviceInfo, SafetyFeatures, StopKind, TableState
 from devices.errors import ConfigError, DeviceRejected, LinkLost, ProtocolError, TableTimeout
+from devices.faults import device_fault_name
 from devices.lineproto import (
+    FAULT_NAMES,
     MAX_FRAME,
     NO_SEQUENCE,
     AckReply,
     ErrorReply,
     FrameError,
     IdentityReply,
+    LimitReply,
+    LineReceiver,
+    ReceivedLine,
     Reply,
     Request,
     StateReply,
     Status,
     Verb,
     decode_reply,
-    find_frame,
     format_sequence,
     to_decinewtons,
     wire_seconds,
 )
+from devices.linkcauses import serial_cause
 from devices.urls import TableAddress
 
 PROTOCOL = "line-v1"
@@ -50,12 +56,16 @@ _POLL_S = 0.02  # longest single blocking read, so the exchange deadline is chec
 _PORT_ERRORS = (serial.SerialException, OSError, termios.error)
 
 T = TypeVar("T")
+log = structlog.get_logger(__name__)
 
 
 class LineTable:
     """:class:`devices.contract.Table` over line-v1; open it with :func:`open_line_table`."""
 
-    def __init__(self, port: str, baud: int, timeout_s: float, clock: Clock, name: str) -> None:
+    def __init__(
+        self, port: str, baud: int, timeout_s: float, clock: Clock, name: str, url: str = ""
+    ) -> None:
+        self.url = url  # what it was opened from: another process opens it again from this
         self._port_path = port
         self._baud = baud
         self._timeout_s = timeout_s
@@ -82,9 +92,15 @@ class LineTable:
             Request(seq, Verb.SET_TARGET, 99999).encode(),
             AckReply(seq).encode(),
             Request(seq, Verb.READ_STATE).encode(),
-            StateReply(seq, 9999.9, 9999.9, Status(0x7F), 255).encode(),
+            StateReply(seq, 9999.9, 9999.9, Status(0xFF), 255, 9999.9, 65535).encode(),
         )
         return wire_seconds(sum(len(frame) for frame in frames), self._baud)
+
+    @property
+    def safety_features(self) -> SafetyFeatures:
+        """line-v1 has them all: both force channels and the sample counter in every ``ST``, the
+        ``FL``/``FQ`` force limit and the operator stop bit."""
+        return FULL_SAFETY
 
     async def connect(self) -> None:
         self._wanted = True
@@ -112,6 +128,9 @@ class LineTable:
     async def read_state(self) -> TableState:
         reply = await self._exchange(Verb.READ_STATE, None, StateReply)
         status = reply.status
+        fault = device_fault_name(reply.fault_code, FAULT_NAMES)
+        if fault == "unknown_device_fault":  # the raw code stays here, in the log, for diagnosis
+            log.warning("unknown device fault code", table=self._name, code=reply.fault_code)
         return TableState(
             t=self._clock.now(),
             measured_force_n=reply.measured_force_n,
@@ -119,10 +138,13 @@ class LineTable:
             running=Status.RUNNING in status,
             ready=Status.READY in status,
             released=Status.RELEASED in status,
-            fault_code=reply.fault_code,
+            fault=fault,
             stop_switch_pressed=Status.STOP_SWITCH_PRESSED in status,
             stop_switch_connected=Status.STOP_SWITCH_CONNECTED in status,
             watchdog_tripped=Status.WATCHDOG_TRIPPED in status,
+            operator_stop_pressed=Status.OPERATOR_STOP_PRESSED in status,
+            redundant_force_n=reply.redundant_force_n,
+            sample_counter=reply.sample_counter,
         )
 
     async def set_target(self, force_n: float) -> None:
@@ -150,9 +172,21 @@ class LineTable:
         milliseconds = round(seconds * 1000)
         if not 0 <= milliseconds <= 99_999:
             raise ProtocolError(
-                self._name, f"heartbeat timeout {seconds} s outside the line-v1 range 0..99.999 s"
+                self._name,
+                f"heartbeat timeout {format_seconds(seconds)} outside the line-v1 range 0..99.999 s",
             )
         await self._exchange(Verb.HEARTBEAT_TIMEOUT, milliseconds, AckReply)
+
+    async def set_force_limit(self, force_n: float) -> None:
+        try:
+            value = to_decinewtons(force_n)
+        except FrameError as error:
+            raise ProtocolError(self._name, f"cannot send force limit: {error}") from None
+        await self._exchange(Verb.FORCE_LIMIT, value, AckReply)
+
+    async def read_force_limit(self) -> float:
+        reply = await self._exchange(Verb.FORCE_LIMIT_QUERY, None, LimitReply)
+        return reply.force_limit_n
 
     # ----- one exchange ---------------------------------------------------------------------
     async def _exchange(self, verb: Verb, argument: int | None, expected: type[T]) -> T:
@@ -190,7 +224,7 @@ class LineTable:
             )
         except _PORT_ERRORS as error:
             raise LinkLost(
-                self._name, f"cannot open serial port {self._port_path}: {error}"
+                self._name, f"cannot open serial port {serial_cause(self._port_path, error)}"
             ) from None
         return self._serial
 
@@ -207,38 +241,45 @@ class LineTable:
             port.write(request.encode())
             return self._read_reply(port, request.sequence, time.monotonic() + self._timeout_s)
         except serial.SerialTimeoutException:
-            raise TableTimeout(self._name, f"write not done within {self._timeout_s} s") from None
+            raise TableTimeout(
+                self._name, f"write not done within {format_seconds(self._timeout_s)}"
+            ) from None
         except _PORT_ERRORS as error:
             self._drop_port()
-            raise LinkLost(self._name, f"serial port {self._port_path} failed: {error}") from None
+            raise LinkLost(
+                self._name, f"serial port failed: {serial_cause(self._port_path, error)}"
+            ) from None
 
     def _read_reply(self, port: serial.Serial, sequence: str, deadline: float) -> Reply:
-        pending = bytearray()
+        """The reply to ``sequence``. Once the deadline has passed, whatever already waits in the
+        port is still read once before giving up: a host that was not running (frozen, or
+        starved of CPU) past the deadline finds the table's reply there, and must not blame the
+        table for its own stall."""
+        receiver = LineReceiver()
+        drained = False
         while True:
-            end = pending.find(b"\n")
-            if end >= 0:
-                line = bytes(pending[: end + 1])
-                del pending[: end + 1]
+            for line in receiver.feed(port.read(max(1, port.in_waiting))):
                 reply = self._decode(line)
                 if reply.sequence in (sequence, NO_SEQUENCE):
                     return reply
-                continue  # a late reply to an earlier request: discard it, keep waiting
-            if len(pending) > MAX_FRAME:
-                raise ProtocolError(
-                    self._name, f"no frame end within {MAX_FRAME} bytes: {bytes(pending[:32])!r}"
-                )
+                # else a late reply to an earlier request: discard it, keep waiting
+            if receiver.overlong:
+                raise ProtocolError(self._name, f"reply frame ran past {MAX_FRAME} bytes")
             if time.monotonic() >= deadline:
-                if pending:
+                if port.in_waiting and not drained:
+                    drained = True
+                    continue
+                if receiver.pending:
                     raise ProtocolError(
                         self._name,
-                        f"truncated frame {bytes(pending)!r}: no CR LF within {self._timeout_s} s",
+                        f"truncated frame {receiver.pending!r}: no CR LF within "
+                        f"{format_seconds(self._timeout_s)}",
                     )
-                raise TableTimeout(self._name, f"no reply within {self._timeout_s} s")
-            pending += port.read(max(1, port.in_waiting))
+                raise TableTimeout(self._name, f"no reply within {format_seconds(self._timeout_s)}")
 
-    def _decode(self, line: bytes) -> Reply:
+    def _decode(self, line: ReceivedLine) -> Reply:
         try:
-            return decode_reply(find_frame(line))
+            return decode_reply(line.frame())
         except FrameError as error:
             raise ProtocolError(self._name, str(error)) from None
 
@@ -257,4 +298,5 @@ def open_line_table(address: TableAddress, clock: Clock) -> LineTable:
         timeout_s=address.float_param("timeout", DEFAULT_TIMEOUT_S, 0.01, 10.0),
         clock=clock,
         name=address.label,
+        url=address.url,
     )

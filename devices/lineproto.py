@@ -68,7 +68,8 @@ class FrameError(ValueError):
 
 
 class Verb(enum.StrEnum):
-    """Request verbs. START..CLEAR_FAULT carry ``simulators.physics.Command`` values 1..4."""
+    """Request verbs. START..CLEAR_FAULT carry ``simulators.physics.Command`` values 1..4.
+    FORCE_LIMIT sets the session force limit; FORCE_LIMIT_QUERY reads it back."""
 
     IDENTIFY = "ID"
     READ_STATE = "RS"
@@ -79,9 +80,19 @@ class Verb(enum.StrEnum):
     CLEAR_FAULT = "CF"
     HEARTBEAT = "HB"
     HEARTBEAT_TIMEOUT = "HT"
+    FORCE_LIMIT = "FL"
+    FORCE_LIMIT_QUERY = "FQ"
 
 
-VERBS_WITH_ARGUMENT = frozenset({Verb.SET_TARGET, Verb.HEARTBEAT, Verb.HEARTBEAT_TIMEOUT})
+# The largest argument each verb takes on the wire (a table may refuse less: TG above its rating,
+# HT outside 50..10000 ms, FL outside 1..rating). Anything larger is ER 4.
+ARGUMENT_MAX: dict[Verb, int] = {
+    Verb.SET_TARGET: MAX_NUMBER,
+    Verb.HEARTBEAT: 0xFFFF,
+    Verb.HEARTBEAT_TIMEOUT: MAX_NUMBER,
+    Verb.FORCE_LIMIT: MAX_NUMBER,
+}
+VERBS_WITH_ARGUMENT = frozenset(ARGUMENT_MAX)
 
 
 class Status(enum.IntFlag):
@@ -94,6 +105,21 @@ class Status(enum.IntFlag):
     STOP_SWITCH_PRESSED = 0x10
     STOP_SWITCH_CONNECTED = 0x20
     WATCHDOG_TRIPPED = 0x40
+    OPERATOR_STOP_PRESSED = 0x80
+
+
+# Fault codes of the ST reply (spec section 7) -> the fault vocabulary (devices.faults).
+FAULT_NAMES: dict[int, str] = {
+    1: "overload",
+    2: "motor",
+    3: "load_cell",
+    4: "watchdog",
+    5: "stop_switch",
+    6: "force_limit",
+    7: "operator_stop",
+}
+FAULT_CODES: dict[str, int] = {"none": 0} | {name: code for code, name in FAULT_NAMES.items()}
+MAX_FAULT_CODE = 255
 
 
 # ----- the checksum and the frame ---------------------------------------------------------------
@@ -131,6 +157,70 @@ def find_frame(line: bytes) -> bytes:
     return line[start:]
 
 
+@dataclass(frozen=True)
+class ReceivedLine:
+    """One line as the receiving rule (spec section 2) leaves it: the bytes up to and including LF,
+    less what was dropped while no LF came; ``overlong`` when what was dropped held a frame start
+    (a frame that ran past MAX_FRAME bytes)."""
+
+    data: bytes
+    overlong: bool = False
+
+    @property
+    def is_noise(self) -> bool:
+        """No frame on this line at all: a table ignores it."""
+        return START not in self.data and not self.overlong
+
+    def frame(self) -> bytes:
+        """The line's frame, from its last ``$``; FrameError (code 2) for an over-long frame or
+        for noise."""
+        if self.overlong and START not in self.data:
+            raise FrameError(
+                ErrorCode.BAD_FRAME, f"frame ran past {MAX_FRAME} bytes before its CR LF"
+            )
+        return find_frame(self.data)
+
+
+class LineReceiver:
+    """Section 2's receiving rule for a byte stream, the same on host and table.
+
+    ``feed`` returns each completed line. Between lines it holds at most MAX_FRAME bytes: past that
+    it keeps only the bytes from the last ``$`` if they still fit, and otherwise none, marking the
+    line over-long if a frame start was among them. The result does not depend on how the bytes
+    were split in time: a too-long frame is a bad frame whether it came in one read or many.
+    """
+
+    def __init__(self) -> None:
+        self._pending = bytearray()
+        self._overlong = False
+
+    @property
+    def pending(self) -> bytes:
+        """Bytes of a line not yet ended by LF."""
+        return bytes(self._pending)
+
+    @property
+    def overlong(self) -> bool:
+        """The line being received already had a frame run past MAX_FRAME bytes."""
+        return self._overlong
+
+    def feed(self, data: bytes) -> list[ReceivedLine]:
+        self._pending += data
+        lines = []
+        while (end := self._pending.find(b"\n")) >= 0:
+            lines.append(ReceivedLine(bytes(self._pending[: end + 1]), self._overlong))
+            del self._pending[: end + 1]
+            self._overlong = False
+        if len(self._pending) > MAX_FRAME:
+            start = self._pending.rfind(START)
+            if start >= 0 and len(self._pending) - start <= MAX_FRAME:
+                del self._pending[:start]
+            else:
+                self._overlong = self._overlong or start >= 0
+                self._pending.clear()
+        return lines
+
+
 def decode_frame(frame: bytes) -> list[str]:
     """The fields of one frame (``$`` through CR LF), after checking its shape and checksum."""
     if len(frame) > MAX_FRAME:
@@ -162,11 +252,12 @@ def decode_frame(frame: bytes) -> list[str]:
     return text.split(",")
 
 
-def _number(field: str, what: str, sequence: str | None = None) -> int:
-    if not _DECIMAL.fullmatch(field):
+def _number(field: str, what: str, sequence: str | None = None, largest: int = MAX_NUMBER) -> int:
+    """A number field: 1 to 5 decimal digits, at most ``largest``; else a bad value (ER 4)."""
+    if not _DECIMAL.fullmatch(field) or int(field) > largest:
         raise FrameError(
             ErrorCode.BAD_VALUE,
-            f"{what} {field!r} is not a decimal number 0..{MAX_NUMBER}",
+            f"{what} {field!r} is not a decimal number 0..{largest}",
             sequence,
         )
     return int(field)
@@ -217,10 +308,11 @@ class Request:
         if (self.argument is None) == (self.verb in VERBS_WITH_ARGUMENT):
             raise FrameError(ErrorCode.BAD_VALUE, f"{self.verb.value} argument {self.argument!r}")
         if self.argument is not None:
-            if not 0 <= self.argument <= MAX_NUMBER:
+            largest = ARGUMENT_MAX[self.verb]
+            if not 0 <= self.argument <= largest:
                 raise FrameError(
                     ErrorCode.BAD_VALUE,
-                    f"{self.verb.value} argument {self.argument} outside 0..{MAX_NUMBER}",
+                    f"{self.verb.value} argument {self.argument} outside 0..{largest}",
                 )
             fields.append(str(self.argument))
         return encode_frame(fields)
@@ -230,13 +322,14 @@ def decode_request(frame: bytes) -> Request:
     """A table's view of one received frame; errors carry the code to answer with."""
     fields = decode_frame(frame)
     sequence = _sequence(fields[0])
-    if len(fields) < 2:
-        raise FrameError(ErrorCode.BAD_FRAME, f"request {frame!r} has no command", sequence)
+    # The frame is intact from here on, so its sequence is trusted and echoed. A missing, empty,
+    # lower-case or unknown verb is an unknown command (verbs are case-sensitive).
+    verb_field = fields[1] if len(fields) > 1 else ""
     try:
-        verb = Verb(fields[1])
+        verb = Verb(verb_field)
     except ValueError:
         raise FrameError(
-            ErrorCode.UNKNOWN_COMMAND, f"unknown command {fields[1]!r}", sequence
+            ErrorCode.UNKNOWN_COMMAND, f"unknown command {verb_field!r}", sequence
         ) from None
     arguments = fields[2:]
     if verb in VERBS_WITH_ARGUMENT:
@@ -244,7 +337,8 @@ def decode_request(frame: bytes) -> Request:
             raise FrameError(
                 ErrorCode.BAD_VALUE, f"{verb.value} takes one number, got {arguments!r}", sequence
             )
-        return Request(sequence, verb, _number(arguments[0], f"{verb.value} argument", sequence))
+        value = _number(arguments[0], f"{verb.value} argument", sequence, ARGUMENT_MAX[verb])
+        return Request(sequence, verb, value)
     if arguments:
         raise FrameError(
             ErrorCode.BAD_VALUE, f"{verb.value} takes no argument, got {arguments!r}", sequence
@@ -280,13 +374,24 @@ class IdentityReply:
 
 @dataclass(frozen=True)
 class StateReply:
+    """``ST``: both force channels, the target, status bits, the fault code and the table's sample
+    counter (which advances with every load-cell sample, so a frozen reading shows)."""
+
     sequence: str
     measured_force_n: float
     target_force_n: float
     status: Status
     fault_code: int
+    redundant_force_n: float
+    sample_counter: int
 
     def encode(self) -> bytes:
+        if not 0 <= self.fault_code <= MAX_FAULT_CODE:
+            raise FrameError(ErrorCode.BAD_VALUE, f"fault code {self.fault_code} outside 0..255")
+        if not 0 <= self.sample_counter <= 0xFFFF:
+            raise FrameError(
+                ErrorCode.BAD_VALUE, f"sample counter {self.sample_counter} outside 0..65535"
+            )
         return encode_frame(
             [
                 self.sequence,
@@ -295,8 +400,21 @@ class StateReply:
                 str(to_decinewtons(self.target_force_n)),
                 f"{int(self.status):02X}",
                 str(self.fault_code),
+                str(to_decinewtons(self.redundant_force_n)),
+                str(self.sample_counter),
             ]
         )
+
+
+@dataclass(frozen=True)
+class LimitReply:
+    """``FL``: the session force limit the table holds (the answer to ``FQ``)."""
+
+    sequence: str
+    force_limit_n: float
+
+    def encode(self) -> bytes:
+        return encode_frame([self.sequence, "FL", str(to_decinewtons(self.force_limit_n))])
 
 
 @dataclass(frozen=True)
@@ -320,7 +438,7 @@ class ErrorReply:
         return ERROR_MEANINGS.get(self.code, "unknown error code")
 
 
-Reply = IdentityReply | StateReply | AckReply | ErrorReply
+Reply = IdentityReply | StateReply | LimitReply | AckReply | ErrorReply
 
 
 def decode_reply(frame: bytes) -> Reply:
@@ -334,7 +452,7 @@ def decode_reply(frame: bytes) -> Reply:
         pass
     else:
         _sequence(sequence)
-    shape = {"ID": 5, "ST": 4, "OK": 0, "ER": 1}
+    shape = {"ID": 5, "ST": 6, "FL": 1, "OK": 0, "ER": 1}
     if kind not in shape:
         raise FrameError(ErrorCode.BAD_FRAME, f"unknown reply kind {kind!r} in {frame!r}")
     if len(values) != shape[kind]:
@@ -353,16 +471,26 @@ def decode_reply(frame: bytes) -> Reply:
             manufacturer,
         )
     if kind == "ST":
-        measured, target, flags, fault = values
+        measured, target, flags, fault, redundant, counter = values
         if not _FLAGS.fullmatch(flags):
             raise FrameError(ErrorCode.BAD_FRAME, f"status {flags!r} is not two hex digits")
+        fault_code = _number(fault, "fault code")
+        if fault_code > MAX_FAULT_CODE:
+            raise FrameError(ErrorCode.BAD_VALUE, f"fault code {fault_code} outside 0..255")
+        sample_counter = _number(counter, "sample counter")
+        if sample_counter > 0xFFFF:
+            raise FrameError(ErrorCode.BAD_VALUE, f"sample counter {sample_counter} over 65535")
         return StateReply(
             sequence,
             from_decinewtons(_number(measured, "measured force")),
             from_decinewtons(_number(target, "target force")),
-            Status(int(flags, 16) & 0x7F),
-            _number(fault, "fault code"),
+            Status(int(flags, 16)),
+            fault_code,
+            from_decinewtons(_number(redundant, "redundant force")),
+            sample_counter,
         )
+    if kind == "FL":
+        return LimitReply(sequence, from_decinewtons(_number(values[0], "force limit")))
     if kind == "OK":
         return AckReply(sequence)
     return ErrorReply(sequence, _number(values[0], "error code"))

@@ -11,6 +11,19 @@ and publishes ``Finished``. If the link is dead the release cannot arrive; the t
 watchdog, armed before start, lets go within its timeout. The loop awaits only the table and the
 clock: subscribers must enqueue and return, and one that raises is isolated by the stream.
 
+Stalls are safe: the commanded target moves at most ramp rate x the nominal tick period per tick,
+whatever real time elapsed, so a host frozen for 0.8 s resumes ramping instead of stepping (a
+controlled stop comes down at the ramp rate in real time instead: late ticks never keep force on). Every
+tick that starts later than 1.5 periods after the one before is an overrun; each run of overruns is
+recorded as one warning with its count and the longest gap, and a gap beyond the supervisor's
+``max_stall_s`` trips, whether the loop sees it at the next tick or in a tick's own calls (a host
+frozen mid-call sees the call fail on the thaw: that is its stall, not the table's silence).
+
+Before start, a table with the single-fault features gets the session's hard limit as its own force
+limit, and the loop reads it back: a table that does not hold the limit written is not started. A
+table without the features is refused unless ``configs/safety.toml`` allows its model, and then
+every start warns.
+
 Tick rates are real-time (the wire is real); on a scaled clock one tick spans ``scale / tick_hz``
 seconds of session time. All supervisor bounds are session time.
 """
@@ -29,6 +42,7 @@ import structlog
 from devices.clock import Clock
 from devices.contract import DeviceInfo, StopKind, Table, TableState
 from devices.errors import ConfigError, DeviceRejected, LinkLost, TableError, TractionError
+from devices.faults import fault
 from devices.limits import (
     PatientFacts,
     SafetyLimits,
@@ -41,27 +55,42 @@ from devices.profiles import ForceProfile
 from devices.records import Event, EventKind, Finished, Outcome, Phase, Record, Sample, Started
 from devices.stream import Stream
 from devices.supervisor import Supervisor, Trip
+from devices.units import ForceUnit, format_force
 
 log = structlog.get_logger(__name__)
 
 TICK_RATES_HZ = (50.0, 25.0, 20.0, 10.0, 5.0)
-WIRE_MARGIN = 2.0  # the default rate leaves the wire at most half of each tick
+WIRE_MARGIN = 2.0  # the default rate leaves the wire at most half of each tick ...
+# ... except on a slow link, where no standard rate leaves half (line-v1 at 9600 baud needs 126 ms a
+# tick): there the slowest standard rate is the default if the wire needs at most two thirds of its
+# period. The fault matrix (RELIABILITY.md) runs line-v1 at 9600 baud on this default.
+SLOW_LINK_MARGIN = 1.5
 MIN_HEARTBEAT_TICKS = 5  # the table's watchdog must outlast this many ticks
 # ... and at least this much real time: on a scaled clock (simulators only) five ticks of session
 # time can be a tenth of a real second, less than one garbage collection or export can stall us.
 MIN_WATCHDOG_REAL_S = 0.5
+# ... and the stall bound likewise, so a scaled clock does not turn a hiccup into a trip.
+MIN_STALL_REAL_S = 0.5
+OVERRUN_FACTOR = 1.5  # a tick starting this many periods after the last one overran
+FORCE_LIMIT_TOLERANCE_N = 0.5  # read-back may differ by register rounding (0.1 lbf), no more
 _TARGET_EPS_N = 0.01
 
 
 def default_tick_hz(wire_s: float, table: str = "table") -> float:
-    """The fastest standard rate whose period is at least twice the tick's time on the wire."""
+    """The fastest standard rate whose period is at least twice the tick's time on the wire; on a
+    slow link, the slowest standard rate if its period is at least 1.5 times that time."""
     for hz in TICK_RATES_HZ:
         if 1.0 / hz >= WIRE_MARGIN * wire_s:
             return hz
+    slowest = TICK_RATES_HZ[-1]
+    if 1.0 / slowest >= SLOW_LINK_MARGIN * wire_s:
+        return slowest
+    most = f"at most {math.floor(1.0 / wire_s):g} Hz" if wire_s <= 1.0 else "no rate fits"
     raise ConfigError(
         f"tick rate for {table}",
-        f"one tick takes {wire_s * 1000:.1f} ms on the wire; even {TICK_RATES_HZ[-1]:g} Hz "
-        f"({1000 / TICK_RATES_HZ[-1]:.0f} ms) leaves no margin; use a faster link",
+        f"one tick takes {wire_s * 1000:.1f} ms on the wire; even {slowest:g} Hz "
+        f"({1000 / slowest:.0f} ms) leaves too little margin; use a faster link (a higher baud "
+        f"rate), or choose the control rate with `traction run --tick-hz` ({most})",
     )
 
 
@@ -119,6 +148,7 @@ class ControlLoop:
         release_attempts: int = 3,
         extra: dict[str, Any] | None = None,
         label: str | None = None,
+        unit: ForceUnit = ForceUnit.LBF,
     ) -> None:
         self.table = table
         self.patient = patient
@@ -137,6 +167,10 @@ class ControlLoop:
             MIN_HEARTBEAT_TICKS * self.tick_s,
             MIN_WATCHDOG_REAL_S * clock.scale,
         )
+        self.stall_bound_s = max(
+            limits.supervisor.max_stall_s, MIN_STALL_REAL_S * clock.scale, 2 * self.tick_s
+        )
+        self.unit = unit  # for reasons people read; data stays in newtons
         self.operator_confirmed = operator_confirmed
         self.run_id = run_id or uuid.uuid4().hex
         self.release_attempts = max(1, release_attempts)
@@ -150,6 +184,9 @@ class ControlLoop:
         self._paused = False
         self._profile_t = 0.0
         self._stop_reason = ""
+        self.overruns = 0  # ticks that overran, over the whole run
+        self._run_count = 0  # the current run of overruns ...
+        self._run_longest = 0.0  # ... and its longest gap (session seconds)
         self.outcome: Outcome | None = None
         self.reason = ""
 
@@ -184,7 +221,7 @@ class ControlLoop:
 
     def request_stop(self, kind: StopKind, reason: str) -> None:
         """Stop the session (controlled ramp-down or immediate release), for any caller with a
-        reason: the operator, the recorder when its buffer is about to overflow, a view."""
+        reason: the operator, the recorder when the journal cannot be written, a view."""
         self._requests.append(_Request("release" if kind is StopKind.RELEASE else "stop", reason))
 
     def update_profile(
@@ -247,8 +284,11 @@ class ControlLoop:
         not_ready = _not_ready(before)
         if not_ready:
             raise StartRefused(not_ready)
-
         hard_limit = self.limits.hard_limit_n(self._profile, device)
+        features = self.table.safety_features
+        single_fault_warning = self._check_features(device)
+        force_limit = await self._arm_force_limit(hard_limit) if features.force_limit else None
+
         t0 = self.clock.now()
         self._publish(
             Started(
@@ -268,12 +308,22 @@ class ControlLoop:
                     "warnings": [v.to_dict() for v in warnings(violations)],
                     "heartbeat_timeout_s": self.heartbeat_timeout_s,
                     "hard_limit_n": hard_limit,
+                    "table_force_limit_n": force_limit,
+                    "safety_features": features.to_dict(),
+                    "max_stall_s": self.stall_bound_s,
                     "tick_wire_s": self.table.tick_wire_seconds,
                 },
             )
         )
         for warning in warnings(violations):
             self._event(t0, EventKind.WARNING, str(warning), warning.to_dict())
+        if single_fault_warning:
+            self._event(
+                t0,
+                EventKind.WARNING,
+                single_fault_warning,
+                {"missing": features.missing, "safety_features": features.to_dict()},
+            )
 
         outcome, reason = Outcome.INTERRUPTED, "ended before the first tick"
         cancelled = False
@@ -282,7 +332,9 @@ class ControlLoop:
             await self.table.set_target(0.0)
             await self.table.heartbeat()
             await self.table.start()
-            outcome, reason = await self._ticks(Supervisor(self.limits.supervisor, hard_limit, t0))
+            outcome, reason = await self._ticks(
+                Supervisor(self.limits.supervisor, hard_limit, t0, self.unit)
+            )
         except asyncio.CancelledError:
             cancelled = True
             reason = "control task cancelled"
@@ -305,11 +357,23 @@ class ControlLoop:
         stopping = False
         phase: Phase | None = None
         missing_streak = 0
-        overruns = 0
         while True:
             now = self.clock.now()
             dt = max(0.0, now - last)
             last = now
+            # 0. the loop's own timing: a stall trips, an overrun is counted
+            if k > 0:
+                if dt > self.stall_bound_s:
+                    self._close_overruns(now)
+                    stall = supervisor.stalled(now, dt, self.stall_bound_s, self.clock.scale)
+                    self._event(stall.t, stall.event_kind, stall.reason, stall.event_data())
+                    return Outcome.TRIPPED, stall.reason
+                if dt > OVERRUN_FACTOR * self.tick_s:
+                    self.overruns += 1
+                    self._run_count += 1
+                    self._run_longest = max(self._run_longest, dt)
+                else:
+                    self._close_overruns(now)
             # 1. requests
             for request in self._take_requests():
                 ended = self._apply(request, now)
@@ -326,8 +390,13 @@ class ControlLoop:
                 wanted, tick_phase = 0.0, Phase.STOPPING
             elif self._paused:
                 wanted, tick_phase = commanded, Phase.PAUSED
-            step = profile.ramp_n_per_s * dt * 1.001 + 1e-6
-            commanded = min(commanded + step, max(commanded - step, wanted))
+            # Up per tick, never per elapsed time: after a stall the target ramps on, it never
+            # steps. Down while stopping, at the ramp rate in real time: ticks that run late (a
+            # starved host, a slow link) must not keep force on the patient longer than the
+            # prescribed ramp-down, and a lower force is the safe direction.
+            step = profile.ramp_n_per_s * self.tick_s * 1.001 + 1e-6
+            down = max(step, profile.ramp_n_per_s * dt * 1.001) if stopping else step
+            commanded = min(commanded + step, max(commanded - down, wanted))
             # 3. the wire
             trip: Trip | None = None
             state: TableState | None = None
@@ -347,6 +416,9 @@ class ControlLoop:
                 trip = supervisor.missing(self.clock.now(), str(error))
                 if trip is None and missing_streak == 1:
                     self._event(self.clock.now(), EventKind.WARNING, f"reading missed: {error}")
+            # A tick whose calls outlasted the stall bound is a stall as well: the host was frozen
+            # or starved mid-call (a call failing on the thaw says nothing about the table).
+            spent = self.clock.now() - now
             # 4. supervise and publish
             if state is not None:
                 if missing_streak:
@@ -378,7 +450,10 @@ class ControlLoop:
                     )
                 )
                 trip = supervisor.check(state, commanded, self.clock.now())
+            if spent > self.stall_bound_s:
+                trip = supervisor.stalled(now + spent, spent, self.stall_bound_s, self.clock.scale)
             if trip is not None:
+                self._close_overruns(trip.t)  # what led up to the trip comes before it
                 self._event(trip.t, trip.event_kind, trip.reason, trip.event_data())
                 return Outcome.TRIPPED, trip.reason
             if commanded <= _TARGET_EPS_N and state is not None:
@@ -386,22 +461,80 @@ class ControlLoop:
                     return Outcome.STOPPED, self._stop_reason
                 if tick_phase is Phase.DONE:
                     return Outcome.COMPLETED, "profile completed"
-            # 5. the next deadline
+            # 5. the next deadline (a late tick skips to the next one ahead: no catch-up burst)
             k += 1
             deadline = start + k * self.tick_s
             after = self.clock.now()
             if after > deadline:
                 k = math.floor((after - start) / self.tick_s) + 1
                 deadline = start + k * self.tick_s
-                overruns += 1
-                if overruns == 1:
-                    self._event(
-                        after,
-                        EventKind.WARNING,
-                        f"tick overran its {1000 / self.tick_hz:.0f} ms period; skipped to the "
-                        "next deadline",
-                    )
             await self.clock.sleep_until(deadline)
+
+    def _close_overruns(self, now: float) -> None:
+        """Record the run of overruns that just ended (if any) as one warning."""
+        if not self._run_count:
+            return
+        count, longest = self._run_count, self._run_longest
+        self._run_count, self._run_longest = 0, 0.0
+        period_ms = 1000 / self.tick_hz
+        longest_ms = 1000 * longest / self.clock.scale
+        self._event(
+            now,
+            EventKind.WARNING,
+            f"{count} tick(s) overran their {period_ms:.0f} ms period; the longest gap was "
+            f"{longest_ms:.0f} ms (the target still moved at most one tick's ramp per tick)",
+            {
+                "overruns": count,
+                "longest_gap_s": longest,
+                "longest_gap_real_s": longest / self.clock.scale,
+                "period_s": self.tick_s,
+                "total_overruns": self.overruns,
+            },
+        )
+
+    def _check_features(self, device: DeviceInfo) -> str:
+        """Refuse a table without the single-fault features unless its model is allowed; for an
+        allowed one, the warning every start records."""
+        missing = self.table.safety_features.missing
+        if not missing:
+            return ""
+        lacks = ", ".join(missing)
+        if device.model not in self.limits.single_fault_exempt_models:
+            raise StartRefused(
+                [
+                    f"table {self.table.name} (model {device.model!r}) lacks {lacks}, so one "
+                    "failed sensor could pull past the prescription; use a table (or map) with "
+                    "them, or allow this model in safety.toml [single_fault] allow_models"
+                ]
+            )
+        return (
+            f"table {self.table.name} (model {device.model!r}) is not single-fault safe: it lacks "
+            f"{lacks}; allowed by safety.toml [single_fault]"
+        )
+
+    async def _arm_force_limit(self, limit_n: float) -> float:
+        """Write the session's force limit to the table and read it back; refuse to start unless
+        the table holds what was written."""
+        try:
+            await self.table.set_force_limit(limit_n)
+        except DeviceRejected as error:
+            raise StartRefused(
+                [
+                    f"table {self.table.name} refused the force limit "
+                    f"{format_force(limit_n, self.unit)} ({error.message}); check the table "
+                    "before treatment"
+                ]
+            ) from None
+        held = await self.table.read_force_limit()
+        if not math.isfinite(held) or abs(held - limit_n) > FORCE_LIMIT_TOLERANCE_N:
+            raise StartRefused(
+                [
+                    f"table {self.table.name} holds a force limit of {format_force(held, self.unit)}"
+                    f" after {format_force(limit_n, self.unit)} was written; check the table "
+                    "before treatment"
+                ]
+            )
+        return held
 
     def _take_requests(self) -> list[_Request]:
         requests, self._requests = self._requests, []
@@ -434,6 +567,7 @@ class ControlLoop:
 
     # ----- the end ----------------------------------------------------------------------------
     async def _finish(self, outcome: Outcome, reason: str) -> Finished:
+        self._close_overruns(self.clock.now())
         release = asyncio.ensure_future(self._release_table())
         while True:
             try:
@@ -486,8 +620,10 @@ def _not_ready(state: TableState) -> list[str]:
         reasons.append("patient stop switch is not connected; connect it before treatment")
     if state.stop_switch_pressed:
         reasons.append("patient stop switch is pressed; reset it and clear the fault")
+    if state.operator_stop_pressed:
+        reasons.append("the table's operator stop is pressed; reset it and clear the fault")
     if state.faulted:
-        reasons.append(f"table reports fault code {state.fault_code}; clear it first")
+        reasons.append(f"table reports a fault: {fault(state.fault).title}; clear it first")
     if state.running:
         reasons.append("table is already running")
     if not (reasons or state.ready):

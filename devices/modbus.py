@@ -12,13 +12,16 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 
+import structlog
 from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient
 from pymodbus.exceptions import ConnectionException, ModbusException, ModbusIOException
 from pymodbus.pdu import ModbusPDU
 
-from devices.clock import Clock
-from devices.contract import DeviceInfo, StopKind, TableState
+from devices.clock import Clock, format_seconds
+from devices.contract import DeviceInfo, SafetyFeatures, StopKind, TableState
 from devices.errors import ConfigError, DeviceRejected, LinkLost, ProtocolError, TableTimeout
+from devices.faults import device_fault_name
+from devices.linkcauses import probe_serial_port, probe_tcp
 from devices.registermap import Entry, Group, RegisterMap, load_register_map, runs
 from devices.urls import TableAddress
 
@@ -37,6 +40,7 @@ _EXCEPTION_MEANINGS = {
 }
 
 Client = AsyncModbusTcpClient | AsyncModbusSerialClient
+log = structlog.get_logger(__name__)
 
 
 def rtu_seconds(chars: float, baud: int) -> float:
@@ -66,8 +70,12 @@ class ModbusTable:
         timeout: float,
         retries: int,
         tick_wire_seconds: float,
+        diagnose: Callable[[], Awaitable[str]],
+        url: str = "",
     ) -> None:
+        self.url = url  # what it was opened from: another process opens it again from this
         self._name = name
+        self._diagnose = diagnose
         self._make_client = make_client
         self.register_map = register_map
         self.unit = unit
@@ -87,6 +95,10 @@ class ModbusTable:
     def tick_wire_seconds(self) -> float:
         return self._tick_wire_seconds
 
+    @property
+    def safety_features(self) -> SafetyFeatures:
+        return self.register_map.safety_features
+
     # ----- link --------------------------------------------------------------------------------
     async def connect(self) -> None:
         if self._client is not None:
@@ -95,15 +107,13 @@ class ModbusTable:
         self._last_target = None  # after a new link, write the target again rather than trust it
         try:
             ok = await asyncio.wait_for(self._client.connect(), self.timeout + 1.0)
-        except (TimeoutError, OSError) as exc:
+        except (TimeoutError, OSError):
             ok = False
-            reason = str(exc) or type(exc).__name__
-        else:
-            reason = "connection refused or port unavailable"
         if not ok:
             self._client.close()
             self._client = None
-            raise LinkLost(self._name, f"cannot connect ({reason})")
+            # pymodbus keeps the cause to its log; look once more, to name it.
+            raise LinkLost(self._name, f"cannot connect: {await self._diagnose()}")
 
     async def close(self) -> None:
         if self._client is not None:
@@ -134,11 +144,14 @@ class ModbusTable:
             if "No response" in str(exc):
                 raise TableTimeout(
                     self._name,
-                    f"{what}: no answer within {self.timeout:g} s ({self.retries + 1} tries)",
+                    f"{what}: no answer within {format_seconds(self.timeout)} "
+                    f"({self.retries + 1} tries)",
                 ) from None
             raise ProtocolError(self._name, f"{what}: bad reply ({exc})") from None
         except TimeoutError:
-            raise TableTimeout(self._name, f"{what}: no answer within {backstop:g} s") from None
+            raise TableTimeout(
+                self._name, f"{what}: no answer within {format_seconds(backstop)}"
+            ) from None
         except ModbusException as exc:
             raise ProtocolError(self._name, f"{what}: {exc}") from None
         if response.isError():
@@ -221,8 +234,22 @@ class ModbusTable:
         word = int(self._decode(status_entry, values["status"])) & 0xFFFF
 
         def bit(name: str) -> bool:
-            return bool(word >> status_entry.bits[name] & 1)
+            return name in status_entry.bits and bool(word >> status_entry.bits[name] & 1)
 
+        code = int(self._decode(rmap["fault_code"], values["fault_code"]))
+        fault = device_fault_name(code, rmap.fault_names)
+        if fault == "unknown_device_fault":  # the raw code stays here, in the log, for diagnosis
+            log.warning("unknown device fault code", table=self._name, code=code, map=rmap.name)
+        redundant = (
+            self._decode_force(rmap["redundant_force"], values["redundant_force"])
+            if "redundant_force" in values
+            else None
+        )
+        counter = (
+            int(self._decode(rmap["sample_counter"], values["sample_counter"]))
+            if "sample_counter" in values
+            else None
+        )
         return TableState(
             t=t,
             measured_force_n=self._decode_force(rmap["measured_force"], values["measured_force"]),
@@ -230,10 +257,13 @@ class ModbusTable:
             running=bit("running"),
             ready=bit("ready"),
             released=bit("released"),
-            fault_code=int(self._decode(rmap["fault_code"], values["fault_code"])),
+            fault=fault,
             stop_switch_pressed=bit("stop_switch_pressed"),
             stop_switch_connected=bit("stop_switch_connected"),
             watchdog_tripped=bit("watchdog_tripped"),
+            operator_stop_pressed=bit("operator_stop_pressed"),
+            redundant_force_n=redundant,
+            sample_counter=counter,
         )
 
     async def set_target(self, force_n: float) -> None:
@@ -263,6 +293,27 @@ class ModbusTable:
         entry = self.register_map["heartbeat_timeout_ms"]
         await self._write(entry, entry.encode(seconds * 1000.0))
 
+    def _force_limit_entry(self) -> Entry:
+        entry = self.register_map.entries.get("force_limit")
+        if entry is None:
+            raise DeviceRejected(
+                self._name, f"map {self.register_map.name} has no force_limit register", 2
+            )
+        return entry
+
+    async def set_force_limit(self, force_n: float) -> None:
+        entry = self._force_limit_entry()
+        try:
+            registers = entry.encode_force(force_n)
+        except ConfigError as error:
+            raise ProtocolError(self._name, f"cannot send force limit: {error}") from None
+        await self._write(entry, registers)
+
+    async def read_force_limit(self) -> float:
+        entry = self._force_limit_entry()
+        values = await self._read([entry])
+        return self._decode_force(entry, values[entry.name])
+
 
 def _write_frames(length: int) -> tuple[int, int]:
     """Request and reply lengths of writing ``length`` registers (function 6 or 16)."""
@@ -285,13 +336,13 @@ def _rtu_tick_seconds(register_map: RegisterMap, baud: int) -> float:
 def open_modbus_table(address: TableAddress, clock: Clock) -> ModbusTable:
     """A (not yet connected) table for a ``modbus+tcp://`` or ``modbus+rtu://`` address.
 
-    URL parameters: ``unit`` (1..247, default 1), ``map`` (a map name in configs/devices or a path,
+    URL parameters: ``unit`` (1..247, default 1; 255 on TCP), ``map`` (a map name in configs/devices or a path,
     default generic-v1), ``timeout`` (seconds per try; default 0.2 on TCP, from the baud rate on
     RTU), ``retries`` (default 1), and on RTU ``baud`` (19200), ``parity`` (N) and ``stopbits`` (1).
     """
     if address.scheme not in ("modbus+tcp", "modbus+rtu"):
         raise ConfigError(f"table URL {address.url!r}", f"{address.scheme} is not a Modbus scheme")
-    unit = address.int_param("unit", 1, 1, 247)
+    unit = address.unit()
     register_map = load_register_map(address.params.get("map", "generic-v1"))
     retries = address.int_param("retries", 1, 0, 5)
     if address.scheme == "modbus+tcp":
@@ -312,6 +363,8 @@ def open_modbus_table(address: TableAddress, clock: Clock) -> ModbusTable:
             timeout,
             retries,
             TCP_TICK_WIRE_S,
+            lambda: probe_tcp(host, port, timeout),
+            address.url,
         )
 
     baud = address.baud(19200)
@@ -341,4 +394,6 @@ def open_modbus_table(address: TableAddress, clock: Clock) -> ModbusTable:
         timeout,
         retries,
         _rtu_tick_seconds(register_map, baud),
+        lambda: asyncio.to_thread(probe_serial_port, path),
+        address.url,
     )

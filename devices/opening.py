@@ -24,3 +24,12 @@ def open_device(url: str | TableAddress, clock: Clock) -> Table:
         f"{address.scheme}:// names a simulator; start it with `traction simulate` or run through "
         "the traction application, which starts in-process simulators",
     )
+
+
+def url_of(table: Table) -> str:
+    """The URL a table opened by :func:`open_device` came from, for another process to open it
+    again (a treatment process owns its table's connection)."""
+    url = getattr(table, "url", "")
+    if not isinstance(url, str) or not url:
+        raise ConfigError(f"table {table.name}", "was not opened from a URL; pass its URL")
+    return url

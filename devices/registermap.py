@@ -23,7 +23,9 @@ from pymodbus.client.mixin import ModbusClientMixin
 from pymodbus.exceptions import ModbusException
 
 from devices.configfiles import config_file, config_root
+from devices.contract import SafetyFeatures
 from devices.errors import ConfigError
+from devices.faults import DEVICE_FAULTS, NONE
 from devices.units import ForceUnit
 
 MAX_READ_REGISTERS = 125  # Modbus limit for one read of holding registers
@@ -94,9 +96,25 @@ REQUIRED: dict[Group, tuple[str, ...]] = {
     Group.CONTROL: ("target_force", "command", "heartbeat", "heartbeat_timeout_ms"),
     Group.STATUS: ("measured_force", "target_echo", "status", "fault_code"),
 }
-FORCE_ENTRIES = frozenset({"rated_max_force", "target_force", "measured_force", "target_echo"})
+# Single-fault safety entries: optional, but a map without them is refused for treatment unless
+# the safety config allows that table without them (devices.loop).
+OPTIONAL: dict[str, tuple[Group, Access]] = {
+    "redundant_force": (Group.STATUS, Access.R),  # second, independent force channel
+    "sample_counter": (Group.STATUS, Access.R),  # table-side count of load-cell samples
+    "force_limit": (Group.CONTROL, Access.RW),  # session force limit; written, then read back
+}
+FORCE_ENTRIES = frozenset(
+    {
+        "rated_max_force",
+        "target_force",
+        "measured_force",
+        "target_echo",
+        "redundant_force",
+        "force_limit",
+    }
+)
 STRING_ENTRIES = frozenset({"model", "serial_number", "firmware", "manufacturer"})
-CODE_ENTRIES = frozenset({"command", "heartbeat", "status", "fault_code"})
+CODE_ENTRIES = frozenset({"command", "heartbeat", "status", "fault_code", "sample_counter"})
 STATUS_BITS = (
     "running",
     "ready",
@@ -106,6 +124,7 @@ STATUS_BITS = (
     "stop_switch_connected",
     "watchdog_tripped",
 )
+OPTIONAL_STATUS_BITS = ("operator_stop_pressed",)  # the operator's stop input, if the table has one
 COMMANDS = ("none", "start", "stop_controlled", "release", "clear_fault")
 UNITS = ("", "N", "lbf", "kgf", "ms", "s")
 _ENTRY_KEYS = {
@@ -246,6 +265,21 @@ class RegisterMap:
         """Start address and register count of the status block (one read gets it all)."""
         status = self.group(Group.STATUS)
         return status[0].address, status[-1].end - status[0].address
+
+    @property
+    def safety_features(self) -> SafetyFeatures:
+        """The single-fault safety features this map gives the table."""
+        return SafetyFeatures(
+            redundant_force="redundant_force" in self.entries,
+            force_limit="force_limit" in self.entries,
+            sample_counter="sample_counter" in self.entries,
+            operator_stop="operator_stop_pressed" in self.entries["status"].bits,
+        )
+
+    @property
+    def fault_names(self) -> dict[int, str]:
+        """Device fault code -> fault vocabulary name (devices.faults), from the map's values."""
+        return {code: name for name, code in self["fault_code"].values.items()}
 
     def entry_at(self, address: int) -> Entry | None:
         """The entry holding register ``address``, if any."""
@@ -448,6 +482,14 @@ def _parse_entry(
         )
     if group is Group.CONTROL and name in REQUIRED[Group.CONTROL] and not access.writable:
         raise ConfigError(where, f"access='r': {name} is a control register and must be writable")
+    if name in OPTIONAL:
+        place, needed = OPTIONAL[name]
+        if group is not place:
+            raise ConfigError(where, f"{name} belongs in [{place.value}], not [{group.value}]")
+        if access is not needed:
+            raise ConfigError(
+                where, f"access={access.value!r}: {name} must be {needed.value!r} (it is read back)"
+            )
 
     description = raw.get("description", "")
     if not isinstance(description, str):
@@ -482,6 +524,9 @@ def _parse_bits(where: str, name: str, raw: Any, dtype: DataType) -> dict[str, i
         raise ConfigError(where, "bits are only for 16-bit integer registers")
     seen: dict[int, str] = {}
     for bit_name, bit in raw.items():
+        if name == "status" and bit_name not in STATUS_BITS + OPTIONAL_STATUS_BITS:
+            known = ", ".join(STATUS_BITS + OPTIONAL_STATUS_BITS)
+            raise ConfigError(where, f"unknown status bit {bit_name!r}; known bits: {known}")
         if not isinstance(bit, int) or isinstance(bit, bool) or not 0 <= bit <= 15:
             raise ConfigError(where, f"bit {bit_name}={bit!r} must be a bit number 0..15")
         if bit in seen:
@@ -517,8 +562,16 @@ def _parse_values(where: str, name: str, raw: Any, dtype: DataType) -> dict[str,
         missing = [c for c in COMMANDS if c not in raw]
         if missing:
             raise ConfigError(where, f"missing required command value(s): {', '.join(missing)}")
-    if name == "fault_code" and raw.get("none") != 0:
+    if name == "fault_code" and raw.get(NONE) != 0:
         raise ConfigError(where, "fault_code values need none = 0")
+    if name == "fault_code":
+        unknown = [n for n in raw if n != NONE and n not in DEVICE_FAULTS]
+        if unknown:
+            raise ConfigError(
+                where,
+                f"fault name(s) {', '.join(unknown)} not in the fault vocabulary; "
+                f"name each code after one of: {', '.join(sorted(DEVICE_FAULTS))}",
+            )
     return dict(raw)
 
 

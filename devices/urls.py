@@ -73,6 +73,16 @@ class TableAddress:
             raise ConfigError(f"table URL {self.url!r}", f"{name}={value} is outside {low}..{high}")
         return value
 
+    def unit(self) -> int:
+        """The Modbus unit id: 1..247, and on TCP also 255 (the guide's "this device")."""
+        value = self.int_param("unit", 1, -(2**31), 2**31)
+        if self.scheme == "modbus+tcp" and value == 255:
+            return value
+        if not 1 <= value <= 247:
+            also = " or 255" if self.scheme == "modbus+tcp" else " (255 only on modbus+tcp)"
+            raise ConfigError(f"table URL {self.url!r}", f"unit={value} is outside 1..247{also}")
+        return value
+
     def baud(self, default: int) -> int:
         value = self.int_param("baud", default, 1, 10_000_000)
         if value not in STANDARD_BAUDS:
@@ -138,7 +148,7 @@ def parse_table_url(url: str) -> TableAddress:
 
     # Check the common numeric parameters now, so a bad URL fails before any I/O.
     if "unit" in params:
-        address.int_param("unit", 1, 1, 247)
+        address.unit()
     if "baud" in params:
         address.baud(19200)
     if "timeout" in params:

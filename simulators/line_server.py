@@ -16,23 +16,25 @@ import serial
 
 from devices.clock import Clock
 from devices.lineproto import (
-    MAX_FRAME,
+    FAULT_CODES,
     NO_SEQUENCE,
     AckReply,
     ErrorCode,
     ErrorReply,
     FrameError,
     IdentityReply,
+    LimitReply,
+    LineReceiver,
+    ReceivedLine,
     Reply,
     Request,
     StateReply,
     Status,
     Verb,
     decode_request,
-    find_frame,
     from_decinewtons,
 )
-from simulators.physics import FAULT_NONE, Command, CommandRefused, TableModel
+from simulators.physics import FAULT_NAMES, FAULT_NONE, Command, CommandRefused, TableModel
 
 _POLL_S = 0.05  # longest blocking read; bounds how long stop() waits
 GARBAGE = b"\x15#\xfe\x00noise\xa7\x7f~\r\n"  # no '$': the host must see line noise
@@ -101,9 +103,20 @@ def answer(model: TableModel, request: Request, now: float) -> Reply:
             )
         if request.verb is Verb.READ_STATE:
             return StateReply(
-                seq, model.measured_n(), model.target_n, status_of(model), model.fault_code
+                seq,
+                model.measured_n(),
+                model.target_n,
+                status_of(model),
+                FAULT_CODES[FAULT_NAMES[model.fault_code]],
+                model.redundant_n(),
+                model.sample_counter,
             )
-        if request.verb is Verb.SET_TARGET:
+        if request.verb is Verb.FORCE_LIMIT_QUERY:
+            limit = model.force_limit_n
+            return LimitReply(seq, model.spec.rated_max_force_n if limit is None else limit)
+        if request.verb is Verb.FORCE_LIMIT:
+            model.set_force_limit(from_decinewtons(request.argument or 0))
+        elif request.verb is Verb.SET_TARGET:
             model.set_target(from_decinewtons(request.argument or 0))
         elif request.verb is Verb.HEARTBEAT:
             model.heartbeat(now, request.argument)
@@ -130,19 +143,21 @@ def status_of(model: TableModel) -> Status:
         (Status.STOP_SWITCH_PRESSED, model.stop_switch_pressed),
         (Status.STOP_SWITCH_CONNECTED, model.stop_switch_connected),
         (Status.WATCHDOG_TRIPPED, model.watchdog_tripped),
+        (Status.OPERATOR_STOP_PRESSED, model.operator_stop_pressed),
     ):
         if on:
             status |= flag
     return status
 
 
-def reply_to_line(model: TableModel, line: bytes, now: float) -> bytes | None:
+def reply_to_line(model: TableModel, line: ReceivedLine | bytes, now: float) -> bytes | None:
     """The encoded reply to one received line (up to LF), or None for noise without a frame."""
+    received = line if isinstance(line, ReceivedLine) else ReceivedLine(line)
+    if received.is_noise:
+        return None  # a table answers only frames
     try:
-        request = decode_request(find_frame(line))
+        request = decode_request(received.frame())
     except FrameError as error:
-        if b"$" not in line:
-            return None  # line noise: a table answers only frames
         sequence = error.sequence if error.sequence is not None else NO_SEQUENCE
         return ErrorReply(sequence, error.code).encode()
     return answer(model, request, now).encode()
@@ -204,21 +219,16 @@ class RunningLineSimulator:
         return bytes(self._port.read(max(1, self._port.in_waiting)))
 
     async def _serve(self) -> None:
-        pending = bytearray()
+        receiver = LineReceiver()
         while not self._stopping:
             try:
-                pending += await asyncio.to_thread(self._read_chunk)
+                chunk = await asyncio.to_thread(self._read_chunk)
             except (serial.SerialException, OSError):
                 return  # the port is gone: a real table off its cable answers nothing
-            while (end := pending.find(b"\n")) >= 0:
-                line = bytes(pending[: end + 1])
-                del pending[: end + 1]
+            for line in receiver.feed(chunk):
                 await self._answer(line)
-            if len(pending) > MAX_FRAME:  # no terminator in sight: keep only a frame start
-                start = pending.rfind(b"$")
-                del pending[: start if start > 0 else len(pending)]
 
-    async def _answer(self, line: bytes) -> None:
+    async def _answer(self, line: ReceivedLine) -> None:
         reply = reply_to_line(self.model, line, self._clock.now())
         if reply is None:
             return

@@ -2,10 +2,14 @@
 
 The server is built from the same register map file the driver reads. Each unit id is one
 :class:`~simulators.physics.TableModel`, advanced on the shared clock at every request, so the
-state a master reads is the state at that moment. The datastore answers like a conforming device:
-exception 2 for an unmapped register, a write to a read-only register or a partial write of a
-multi-register value; exception 3 for an illegal value (a target above the rating, an unknown or
-refused command); on RTU a request for another unit id gets no answer at all.
+state a master reads is the state at that moment, and every value in one reply comes from one
+snapshot of it (a float32 never pairs the words of two load-cell samples). The datastore answers
+like a conforming device: exception 2 for an unmapped register, a write to a read-only register or
+a partial write of a multi-register value; exception 3 for an illegal value (a target above the
+rating, an unknown or refused command). Unit ids: on TCP a lone table also answers 255 and 0; on
+RTU a request for another unit id gets no answer at all. RTU frames end at t3.5 of silence
+(:mod:`simulators.rtu_framing`); on TCP an abandoned partial frame is dropped and an impossible
+header closes the connection (:mod:`simulators.tcp_framing`).
 
 Link-level faults (:class:`LinkFaults`) can be injected while running: drop the link, slow replies,
 garbage or truncated frames. Device-level faults (stuck load cell, fault codes, stop switch) live on
@@ -16,7 +20,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Literal
@@ -32,22 +37,19 @@ from devices.clock import Clock
 from devices.errors import ConfigError
 from devices.registermap import DataType, Entry, RegisterMap, load_register_map
 from devices.units import ForceUnit
-from simulators import physics
+from simulators import physics, tcp_framing
 from simulators.physics import Command, CommandRefused, TableModel
+from simulators.rtu_framing import HuntingFramerRTU, receive
 
 _HOLDING_READ = (3, 23)
 _HOLDING_WRITE = (6, 16, 23)
 _WRITE_SINGLE = 6
+TCP_DIRECT_IDS = frozenset({0, 255})  # "this device" on Modbus TCP (implementation guide 4.4.2)
 
-# Physics fault codes by the names register maps use for them.
-FAULT_NAMES = {
-    physics.FAULT_NONE: "none",
-    physics.FAULT_OVERLOAD: "overload",
-    physics.FAULT_MOTOR: "motor",
-    physics.FAULT_LOAD_CELL: "load_cell",
-    physics.FAULT_WATCHDOG: "watchdog",
-    physics.FAULT_STOP_SWITCH: "stop_switch",
-}
+# Faults every served map must name; the others fall back to the closest one a map without the
+# single-fault features has (such a map has no force limit or operator stop to raise them anyway).
+BASE_FAULTS = ("none", "overload", "motor", "load_cell", "watchdog", "stop_switch")
+_FALLBACK = {"force_limit": "overload", "operator_stop": "stop_switch"}
 _COMMANDS = {
     "none": Command.NONE,
     "start": Command.START,
@@ -120,6 +122,7 @@ class TableDatastore(ModbusServerContext):
         models: dict[int, TableModel],
         clock: Clock,
         faults: LinkFaults,
+        direct_ids: frozenset[int] = frozenset(),
     ) -> None:
         # The base class builds pymodbus' own register store; this context replaces it entirely,
         # and ``old_simulator`` tells the server to call it directly.
@@ -129,8 +132,11 @@ class TableDatastore(ModbusServerContext):
         self.clock = clock
         self.faults = faults
         self._units = {unit: _Unit(model) for unit, model in models.items()}
+        # Unit ids that mean "whoever is at the other end of this connection" (Modbus TCP): they
+        # reach the table when the server holds exactly one.
+        self._direct = direct_ids if len(self._units) == 1 else frozenset()
         fault_values = register_map["fault_code"].values
-        missing = [name for name in FAULT_NAMES.values() if name not in fault_values]
+        missing = [name for name in BASE_FAULTS if name not in fault_values]
         if missing:
             raise ConfigError(
                 f"{register_map.source} [status.fault_code]",
@@ -142,6 +148,8 @@ class TableDatastore(ModbusServerContext):
 
     def _unit(self, device_id: int) -> _Unit:
         unit = self._units.get(device_id)
+        if unit is None and device_id in self._direct:
+            unit = next(iter(self._units.values()))
         if unit is None:
             raise NoSuchIdException(f"no simulated table at unit {device_id}")
         return unit
@@ -156,12 +164,17 @@ class TableDatastore(ModbusServerContext):
         if func_code not in _HOLDING_READ:
             return ExcCodes.ILLEGAL_FUNCTION
         unit.model.advance(self.clock.now())
+        # One snapshot per request: each value is encoded once, so both words of a float32 come
+        # from the same load-cell sample and every value in the reply is of the same instant.
+        snapshot: dict[str, list[int]] = {}
         registers: list[int] = []
         for register in range(address, address + count):
             entry = self.register_map.entry_at(register)
             if entry is None or not entry.access.readable:
                 return ExcCodes.ILLEGAL_ADDRESS
-            registers.append(self._registers(unit, entry)[register - entry.address])
+            if entry.name not in snapshot:
+                snapshot[entry.name] = self._registers(unit, entry)
+            registers.append(snapshot[entry.name][register - entry.address])
         return registers
 
     async def async_setValues(  # noqa: N802 - pymodbus' name
@@ -223,6 +236,8 @@ class TableDatastore(ModbusServerContext):
                 model.heartbeat(now, int(entry.decode(registers)))
             elif entry.name == "heartbeat_timeout_ms":
                 model.set_heartbeat_timeout(float(entry.decode(registers)) / 1000.0)
+            elif entry.name == "force_limit":
+                model.set_force_limit(entry.decode_force(registers))
         except (CommandRefused, ValueError):
             return ExcCodes.ILLEGAL_VALUE
         return None
@@ -241,14 +256,8 @@ class TableDatastore(ModbusServerContext):
                 "manufacturer": spec.manufacturer,
             }.get(name, "")
             return entry.encode(text[: 2 * entry.length])
-        if name in ("rated_max_force", "target_force", "target_echo", "measured_force"):
-            force_n = {
-                "rated_max_force": spec.rated_max_force_n,
-                "target_force": model.target_n,
-                "target_echo": model.target_n,
-                "measured_force": model.measured_n(),
-            }[name]
-            value = force_n / ForceUnit(entry.unit).newtons
+        if name in FORCE_READERS:  # a noisy channel is sampled once here, once per request
+            value = FORCE_READERS[name](model) / ForceUnit(entry.unit).newtons
         elif name == "command":
             value = unit.last_command
         elif name == "heartbeat":
@@ -258,10 +267,26 @@ class TableDatastore(ModbusServerContext):
         elif name == "status":
             value = _status_word(entry, model)
         elif name == "fault_code":
-            value = entry.values[FAULT_NAMES.get(model.fault_code, "none")]
+            fault = physics.FAULT_NAMES.get(model.fault_code, "motor")
+            value = entry.values.get(fault, entry.values.get(_FALLBACK.get(fault, "motor"), 0))
+        elif name == "sample_counter":
+            value = model.sample_counter
         else:  # a register this simulator has no physics for reads as zero
             value = 0
         return entry.encode(_clamp(entry, value))
+
+
+FORCE_READERS: dict[str, Callable[[TableModel], float]] = {
+    "rated_max_force": lambda m: m.spec.rated_max_force_n,
+    "target_force": lambda m: m.target_n,
+    "target_echo": lambda m: m.target_n,
+    "measured_force": lambda m: m.measured_n(),
+    "redundant_force": lambda m: m.redundant_n(),
+    # a table without a session limit reports its rating, the most it would ever allow
+    "force_limit": lambda m: (
+        m.force_limit_n if m.force_limit_n is not None else m.spec.rated_max_force_n
+    ),
+}
 
 
 def _clamp(entry: Entry, value: float | int) -> float | int:
@@ -281,6 +306,7 @@ def _status_word(entry: Entry, model: TableModel) -> int:
         "stop_switch_pressed": model.stop_switch_pressed,
         "stop_switch_connected": model.stop_switch_connected,
         "watchdog_tripped": model.watchdog_tripped,
+        "operator_stop_pressed": model.operator_stop_pressed,
     }
     word = 0
     for name, bit in entry.bits.items():
@@ -307,18 +333,54 @@ class _Handler(ServerRequestHandler):
         return int(super().callback_data(data, addr))
 
 
+class _TcpHandler(_Handler):
+    """One TCP connection's handler: an abandoned partial frame is dropped, an impossible MBAP
+    header closes the connection (:mod:`simulators.tcp_framing`)."""
+
+    def __init__(self, owner: Any, faults: LinkFaults) -> None:
+        super().__init__(owner, faults)
+        self._last_bytes_at = time.monotonic()
+
+    def datagram_received(self, data: bytes, addr: tuple[Any, ...] | None) -> None:
+        now = time.monotonic()
+        silent_for, self._last_bytes_at = now - self._last_bytes_at, now
+        joined = tcp_framing.receive(self.recv_buffer, data, silent_for)
+        self.recv_buffer = b""
+        if not tcp_framing.mbap_plausible(joined):
+            self.close()
+            return
+        super().datagram_received(joined, addr)
+
+
 class _TcpServer(ModbusTcpServer):
     link_faults: LinkFaults
 
     def callback_new_connection(self) -> _Handler:
-        return _Handler(self, self.link_faults)
+        return _TcpHandler(self, self.link_faults)
+
+
+class _SerialHandler(_Handler):
+    """The serial line's handler: frames end at t3.5 of silence (:func:`rtu_framing.receive`)."""
+
+    def __init__(self, owner: Any, faults: LinkFaults) -> None:
+        super().__init__(owner, faults)
+        self._baud = int(owner.comm_params.baudrate)
+        self._last_bytes_at = time.monotonic()
+
+    def datagram_received(self, data: bytes, addr: tuple[Any, ...] | None) -> None:
+        now = time.monotonic()
+        silent_for, self._last_bytes_at = now - self._last_bytes_at, now
+        self.recv_buffer = receive(self.framer, self.recv_buffer, data, silent_for, self._baud)
+        # pymodbus appends ``data`` to the buffer itself: hand it the rest, already joined.
+        joined, self.recv_buffer = self.recv_buffer, b""
+        super().datagram_received(joined, addr)
 
 
 class _SerialServer(ModbusSerialServer):
     link_faults: LinkFaults
 
     def callback_new_connection(self) -> _Handler:
-        return _Handler(self, self.link_faults)
+        return _SerialHandler(self, self.link_faults)
 
 
 class RunningSimulator:
@@ -373,7 +435,7 @@ class RunningSimulator:
 
 
 def _prepare(
-    models: dict[int, TableModel], clock: Clock, map_name: str
+    models: dict[int, TableModel], clock: Clock, map_name: str, direct_ids: frozenset[int]
 ) -> tuple[RegisterMap, TableDatastore, LinkFaults]:
     if not models:
         raise ConfigError("simulator", "needs at least one table (unit id -> model)")
@@ -382,7 +444,8 @@ def _prepare(
             raise ConfigError("simulator", f"unit id {unit} is outside 1..247")
     register_map = load_register_map(map_name)
     faults = LinkFaults()
-    return register_map, TableDatastore(register_map, models, clock, faults), faults
+    datastore = TableDatastore(register_map, models, clock, faults, direct_ids)
+    return register_map, datastore, faults
 
 
 async def start_tcp_simulator(
@@ -394,10 +457,12 @@ async def start_tcp_simulator(
 ) -> RunningSimulator:
     """Serve ``models`` (unit id -> table) on one TCP port; port 0 picks a free one (see ``.port``).
 
-    A request for a unit id that is not served gets exception 11 (gateway: no response), as a
-    Modbus TCP gateway answers for a silent serial device.
+    A server holding one table answers its unit id and also 255 and 0, the ids the Modbus TCP
+    implementation guide gives a directly addressed device (on a point-to-point connection 0 is
+    not a broadcast). Any other unit id, and 255 or 0 on a server holding several tables, gets
+    exception 11 (gateway: target did not respond), as a gateway answers for a silent device.
     """
-    register_map, datastore, faults = _prepare(models, clock, map_name)
+    register_map, datastore, faults = _prepare(models, clock, map_name, TCP_DIRECT_IDS)
     server = _TcpServer(datastore, address=(host, port), ignore_missing_devices=False)
     server.link_faults = faults
     faults._servers.append(server)
@@ -420,9 +485,12 @@ async def start_rtu_simulator(
 ) -> RunningSimulator:
     """Serve ``models`` (unit id -> table) as Modbus RTU on the serial port ``device``.
 
-    Requests for another unit id get no answer at all, as on a shared RS-485 line.
+    Requests for another unit id get no answer at all, as on a shared RS-485 line; so do
+    broadcasts (unit 0): a table takes no command it cannot acknowledge. Frames are found by
+    inter-character silence (:mod:`simulators.rtu_framing`), so the simulator resynchronises after
+    any bad or truncated frame.
     """
-    register_map, datastore, faults = _prepare(models, clock, map_name)
+    register_map, datastore, faults = _prepare(models, clock, map_name, frozenset())
     server = _SerialServer(
         datastore,
         port=device,
@@ -430,6 +498,7 @@ async def start_rtu_simulator(
         ignore_missing_devices=True,
         reconnect_delay=0.5,
     )
+    server.framer = HuntingFramerRTU
     server.link_faults = faults
     faults._servers.append(server)
     try:

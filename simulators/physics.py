@@ -3,8 +3,17 @@
 The motor pulls the cord through a patient modelled as a spring and damper; a closed loop on the load
 cell moves the motor toward the target force, limited in speed (its slew rate in N/s) and by the rated
 force. The load cell adds offset and noise. The firmware side mirrors what real tables do: a start
-needs a connected stop switch and no fault; the patient stop switch, a fault or a lapsed heartbeat
-release tension at once and latch until cleared; a controlled stop ramps down, then releases.
+needs a connected stop switch and no fault; the patient stop switch, the operator's stop button, a
+fault or a lapsed heartbeat release tension at once and latch until cleared; a controlled stop ramps
+down, then releases.
+
+Single-fault safety lives here too. A second force channel (a motor-current force estimate) is
+independent of the load cell: its own offset and noise, its own faults. The session force limit the
+host writes is enforced on that channel by the firmware itself: above it the table releases and
+latches ``FAULT_FORCE_LIMIT`` whatever the host commands, so a stuck or lying load cell cannot pull
+past it. A sample counter advances with every load-cell sample (``sample_hz``), so a frozen
+measurement shows as a counter that stops. ``tension_n`` is the true cord tension: what tests assert,
+never what any sensor says.
 
 The model integrates lazily: ``advance(now)`` steps from the last time up to ``now`` in small fixed
 steps, so the state is right whenever a protocol server looks, and the watchdog fires at the moment
@@ -24,6 +33,20 @@ FAULT_MOTOR = 2  # motor driver fault (injected)
 FAULT_LOAD_CELL = 3  # load-cell fault (injected)
 FAULT_WATCHDOG = 4  # heartbeat lapsed; tension released
 FAULT_STOP_SWITCH = 5  # patient stop switch pressed; tension released
+FAULT_FORCE_LIMIT = 6  # the independent channel went above the session force limit; released
+FAULT_OPERATOR_STOP = 7  # the operator's stop button pressed; tension released
+
+# The fault vocabulary's name (devices.faults) of each code, for the protocol servers.
+FAULT_NAMES = {
+    FAULT_NONE: "none",
+    FAULT_OVERLOAD: "overload",
+    FAULT_MOTOR: "motor",
+    FAULT_LOAD_CELL: "load_cell",
+    FAULT_WATCHDOG: "watchdog",
+    FAULT_STOP_SWITCH: "stop_switch",
+    FAULT_FORCE_LIMIT: "force_limit",
+    FAULT_OPERATOR_STOP: "operator_stop",
+}
 
 _STEP = 0.002  # integration step, seconds of session time
 
@@ -61,16 +84,42 @@ class TableSpec:
     offset_n: float = 0.3  # load-cell zero offset
     heartbeat_timeout_s: float = 1.0
     overload_margin_n: float = 45.0  # firmware trips when tension exceeds rating by this much
+    redundant_noise_n: float = 0.8  # second channel (motor-current estimate), standard deviation
+    redundant_offset_n: float = -0.4  # ... and its own zero offset
+    sample_hz: float = 500.0  # load-cell samples per second of session time (the counter's rate)
 
 
 class Faults:
-    """Faults injectable while running (the wire-level ones live in the protocol servers)."""
+    """Faults injectable while running (the wire-level ones live in the protocol servers).
+
+    Sensor faults: ``stuck_load_cell`` (the reading holds one value while samples go on),
+    ``frozen`` (sampling stops: reading and counter hold), ``drift_n_per_s`` (offset creeping),
+    ``spike_n`` (noisy: a share ``spike_chance`` of readings jump by this much), and
+    ``redundant_stuck`` (the second channel alone fails, reading this value).
+    """
 
     def __init__(self) -> None:
-        self.stuck_load_cell: float | None = None  # reading frozen at this value
+        self.stuck_load_cell: float | None = None  # reading stuck at this value
+        self.frozen: tuple[float, int] | None = None  # (reading, counter) held by a hung sampler
         self.drift_n_per_s: float = 0.0  # load-cell offset creeping
+        self.spike_n: float = 0.0  # spikes added to some readings (0: none)
+        self.spike_chance: float = 0.3
+        self.redundant_stuck: float | None = None  # second channel failed, reading this value
         self.runaway: bool = False  # motor ignores the target and pulls toward the rating
         self.fault_code: int = FAULT_NONE  # a fault the firmware raises now
+
+
+@dataclass(frozen=True)
+class TraceRow:
+    """One line of the table-side log: the truth at session time ``t``, not what a sensor says."""
+
+    t: float
+    tension_n: float
+    measured_n: float
+    redundant_n: float
+    running: bool
+    released: bool
+    fault_code: int
 
 
 class TableModel:
@@ -90,7 +139,13 @@ class TableModel:
         self.fault_code = FAULT_NONE
         self.stop_switch_connected = True
         self.stop_switch_pressed = False
+        self.operator_stop_pressed = False
         self.watchdog_tripped = False
+        self.force_limit_n: float | None = None  # session force limit; None until the host sets it
+        self.peak_tension_n = 0.0  # highest true tension since built (what tests assert)
+        self.trace: list[TraceRow] | None = None  # the table-side log, once start_trace() is called
+        self._trace_period = 0.01
+        self._next_trace_t = now
         self.heartbeat_timeout_s = self.spec.heartbeat_timeout_s
         self.heartbeat_counter = 0
         self._last_heartbeat = now
@@ -106,7 +161,9 @@ class TableModel:
         )
 
     def measured_n(self) -> float:
-        """What the load cell reports now (offset, drift, noise, or a stuck value)."""
+        """What the load cell reports now (offset, drift, noise, spikes, or a stuck value)."""
+        if self.faults.frozen is not None:
+            return self.faults.frozen[0]
         if self.faults.stuck_load_cell is not None:
             return self.faults.stuck_load_cell
         noisy = (
@@ -115,7 +172,36 @@ class TableModel:
             + self._drift
             + self._rng.gauss(0.0, self.spec.noise_n)
         )
+        if self.faults.spike_n and self._rng.random() < self.faults.spike_chance:
+            noisy += self.faults.spike_n
         return max(0.0, noisy)
+
+    def _load_cell_clean(self) -> float:
+        """The load cell without its noise: what the firmware's own force loop acts on."""
+        if self.faults.frozen is not None:
+            return self.faults.frozen[0]
+        if self.faults.stuck_load_cell is not None:
+            return self.faults.stuck_load_cell
+        return self.tension_n + self._drift
+
+    def redundant_n(self) -> float:
+        """What the second, independent force channel reports now."""
+        if self.faults.redundant_stuck is not None:
+            return self.faults.redundant_stuck
+        return max(0.0, self._redundant_clean() + self._rng.gauss(0.0, self.spec.redundant_noise_n))
+
+    def _redundant_clean(self) -> float:
+        """The second channel without its noise: what the firmware's force limit acts on."""
+        if self.faults.redundant_stuck is not None:
+            return self.faults.redundant_stuck
+        return self.tension_n + self.spec.redundant_offset_n
+
+    @property
+    def sample_counter(self) -> int:
+        """Load-cell samples taken, modulo 65536; it stops while sampling is frozen."""
+        if self.faults.frozen is not None:
+            return self.faults.frozen[1]
+        return int(self._t * self.spec.sample_hz) & 0xFFFF
 
     @property
     def ready(self) -> bool:
@@ -124,7 +210,18 @@ class TableModel:
             and self.fault_code == FAULT_NONE
             and self.stop_switch_connected
             and not self.stop_switch_pressed
+            and not self.operator_stop_pressed
         )
+
+    def start_trace(self, period_s: float = 0.01) -> list[TraceRow]:
+        """Log the true tension (and both channels without noise) every ``period_s`` of session
+        time from now on, as an independent logger on the table would; returns the growing log."""
+        if not period_s > 0:
+            raise ValueError(f"trace period {period_s} must be above zero")
+        self.trace = []
+        self._trace_period = period_s
+        self._next_trace_t = self._t
+        return self.trace
 
     # ----- commands ---------------------------------------------------------------------------
     def set_target(self, force_n: float) -> None:
@@ -157,6 +254,7 @@ class TableModel:
                 raise CommandRefused(f"fault {self.faults.fault_code} still present")
             self.fault_code = FAULT_NONE
             self.stop_switch_pressed = False
+            self.operator_stop_pressed = False
             self.watchdog_tripped = False
         elif command == Command.NONE:
             pass
@@ -170,6 +268,14 @@ class TableModel:
         )
         self._last_heartbeat = now
 
+    def set_force_limit(self, force_n: float) -> None:
+        """The session's force limit, enforced on the independent channel (0 < limit <= rating)."""
+        if not 0.0 < force_n <= self.spec.rated_max_force_n:
+            raise CommandRefused(
+                f"force limit {force_n:.1f} N outside 0..{self.spec.rated_max_force_n:.1f} N"
+            )
+        self.force_limit_n = force_n
+
     def set_heartbeat_timeout(self, seconds: float) -> None:
         if not 0.05 <= seconds <= 10.0:
             raise CommandRefused(f"heartbeat timeout {seconds:.3f} s outside 0.05..10 s")
@@ -179,6 +285,47 @@ class TableModel:
         self.advance(now)
         self.stop_switch_pressed = True
         self._trip(FAULT_STOP_SWITCH)
+
+    def press_operator_stop(self, now: float) -> None:
+        """The operator's stop button on the table (separate from the patient's switch)."""
+        self.advance(now)
+        self.operator_stop_pressed = True
+        self._trip(FAULT_OPERATOR_STOP)
+
+    # ----- sensor faults (injectable at run time) --------------------------------------------
+    def stick_load_cell(self, now: float) -> None:
+        """The load cell's reading sticks at its value now; samples (and the counter) go on."""
+        self.advance(now)
+        self.faults.stuck_load_cell = self.measured_n()
+
+    def freeze_readings(self, now: float) -> None:
+        """Load-cell sampling hangs: reading and sample counter hold their values now."""
+        self.advance(now)
+        self.faults.frozen = (self.measured_n(), self.sample_counter)
+
+    def jolt(self, now: float, extra_n: float) -> None:
+        """The patient moves: the true tension jumps by ``extra_n`` at once (both channels see
+        it); the force loop then pulls back toward the target."""
+        self.advance(now)
+        self._x += max(0.0, extra_n) / self.spec.stiffness_n_per_m
+
+    def power_cycle(self, now: float) -> None:
+        """Power lost and back: tension released, every latch and the session's force limit
+        forgotten, as a table fresh from power-on holds none of them."""
+        self.advance(now)
+        self._release()
+        self.fault_code = FAULT_NONE
+        self.stop_switch_pressed = False
+        self.operator_stop_pressed = False
+        self.watchdog_tripped = False
+        self.force_limit_n = None
+        self.target_n = 0.0
+        self.heartbeat_timeout_s = self.spec.heartbeat_timeout_s
+
+    def fail_redundant_channel(self, now: float, reading_n: float = 0.0) -> None:
+        """The second force channel alone fails, reading ``reading_n`` from now on."""
+        self.advance(now)
+        self.faults.redundant_stuck = reading_n
 
     # ----- time ------------------------------------------------------------------------------
     def advance(self, now: float) -> None:
@@ -209,6 +356,26 @@ class TableModel:
             self._trip(FAULT_WATCHDOG)
         if self.tension_n > spec.rated_max_force_n + spec.overload_margin_n:
             self._trip(FAULT_OVERLOAD)
+        if (
+            not self.released
+            and self.force_limit_n is not None
+            and self._redundant_clean() > self.force_limit_n
+        ):
+            self._trip(FAULT_FORCE_LIMIT)
+        self.peak_tension_n = max(self.peak_tension_n, self.tension_n)
+        if self.trace is not None and t >= self._next_trace_t:
+            self._next_trace_t += self._trace_period
+            self.trace.append(
+                TraceRow(
+                    t,
+                    self.tension_n,
+                    self._load_cell_clean(),
+                    self._redundant_clean(),
+                    self.running,
+                    self.released,
+                    self.fault_code,
+                )
+            )
 
         if self.released:
             # A release drops the cord at full speed rather than through the force loop.
@@ -227,9 +394,7 @@ class TableModel:
 
         # The motor's closed loop acts on the (possibly faulty) load cell, as real firmware would;
         # speed is limited so the tension changes at most ``rate`` N/s.
-        sensed = (
-            self.tension_n if self.faults.stuck_load_cell is None else self.faults.stuck_load_cell
-        )
+        sensed = self._load_cell_clean()
         error = reference - sensed
         speed_limit = rate / spec.stiffness_n_per_m
         v = max(
