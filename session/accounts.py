@@ -37,6 +37,14 @@ class AccountError(StoreError):
     """A request about users or tokens the store refuses; the message names the field and rule."""
 
 
+class UnknownUser(AccountError):
+    """No user by that name."""
+
+
+class LastAdmin(AccountError):
+    """Deactivating this user would leave no active admin to manage the accounts."""
+
+
 class User(SQLModel, table=True):
     """Someone who signs in to the service (a clinician user links to their clinicians row)."""
 
@@ -115,7 +123,7 @@ class Accounts:
         with self._session() as db:
             user = db.exec(select(User).where(User.name == name)).first()
         if user is None:
-            raise AccountError(f"no user named {name!r}")
+            raise UnknownUser(f"no user named {name!r}")
         return user
 
     def users(self) -> list[User]:
@@ -123,11 +131,25 @@ class Accounts:
             return list(db.exec(select(User).order_by(col(User.name))).all())
 
     def deactivate(self, name: str) -> User:
-        """Refuse every token of this user from now on (the user row stays, for the record)."""
+        """Refuse every token of this user from now on (the user row stays, for the record).
+        The last active admin stays: without one, nobody could manage the accounts."""
         with self._session() as db:
             user = db.exec(select(User).where(User.name == name)).first()
             if user is None:
-                raise AccountError(f"no user named {name!r}")
+                raise UnknownUser(f"no user named {name!r}")
+            if user.active and user.role == Role.ADMIN.value:
+                # Lock the active admins' rows (PostgreSQL), so two admins deactivated at once
+                # cannot both see the other still active.
+                admins = db.exec(
+                    select(User.id)
+                    .where(User.role == Role.ADMIN.value, col(User.active).is_(True))
+                    .with_for_update()
+                ).all()
+                if len(admins) <= 1:
+                    raise LastAdmin(
+                        f"user {name!r} is the last active admin; add another admin first "
+                        "(traction users add NAME --role admin)"
+                    )
             user.active = False
             db.add(user)
             db.commit()

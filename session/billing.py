@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import enum
 import tomllib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal, InvalidOperation
@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from devices.configfiles import config_file
 from devices.errors import ConfigError
 from devices.records import Outcome
-from session.documentation import CPT_TRACTION, Documentation, Supervision
+from session.documentation import CPT_TRACTION, Clinician, Documentation, Supervision
 from session.icd10 import CodeStatus, Icd10Catalog, default_catalog
 from session.models import AbnStatus, Discipline
 
@@ -32,8 +32,9 @@ MAX_POINTERS = 4
 
 
 class Severity(enum.StrEnum):
-    BLOCKING = "blocking"
-    WARNING = "warning"
+    BLOCKING = "blocking"  # the line is held until it is fixed
+    WARNING = "warning"  # billed, but the biller should look
+    INFO = "info"  # billed; a fact the biller should know (e.g. a reduced payment)
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,9 @@ class Payer(BaseModel):
     decompression_covered: bool = False
     decompression_code: str = Field(default=CPT_TRACTION, pattern=r"^(97012|S9090)$")
     therapy_modifiers: dict[Discipline, str]
+    assistant_modifiers: dict[Discipline, str] = Field(default_factory=dict)
+    assistant_cosign_required: bool = False
+    assistant_payment_percent: int | None = Field(default=None, ge=0, le=100)
     chiropractor_excluded: bool = False
     chiropractor_modifier: str = ""
     uses_abn: bool = False
@@ -172,8 +176,22 @@ def default_ncci_pairs() -> tuple[NcciPair, ...]:
 
 def _discipline(doc: Documentation) -> Discipline:
     if doc.plan_of_care and doc.plan_of_care.discipline:
-        return doc.plan_of_care.discipline
-    return doc.treating.discipline
+        return doc.plan_of_care.discipline.practice
+    return doc.treating.discipline.practice
+
+
+def _assistant(doc: Documentation) -> bool:
+    """Furnished by a PT or OT assistant: for an untimed code the treating clinician delivered
+    the whole service, well past the 10% de minimis standard, so CQ/CO apply."""
+    return doc.treating.discipline.supervised_by is not None
+
+
+def _rendering(doc: Documentation) -> Clinician:
+    """Who bills the line: an assistant cannot be the rendering provider, their supervising
+    therapist is."""
+    if _assistant(doc) and doc.supervising is not None:
+        return doc.supervising
+    return doc.treating
 
 
 def _statutorily_excluded(doc: Documentation, payer: Payer) -> bool:
@@ -218,6 +236,9 @@ def _modifiers(
     therapy = _therapy_modifier(doc, payer)
     if therapy:
         mods.append(therapy)
+    assistant = payer.assistant_modifiers.get(doc.treating.discipline) if _assistant(doc) else None
+    if assistant:
+        mods.append(assistant)  # CQ with GP, CO with GO
     distinct = _distinct_modifier(doc, payer, pairs)
     if distinct:
         mods.append(distinct)
@@ -253,26 +274,48 @@ def _claim_diagnoses(docs: Iterable[Documentation], catalog: Icd10Catalog) -> tu
     return tuple(supporting + others)
 
 
-def _encounters(docs: Iterable[Documentation]) -> list[list[Documentation]]:
-    """Sessions grouped by patient and date of service, each group in order of start."""
-    ordered = sorted(docs, key=lambda d: (d.date_of_service, d.patient_ref, d.started_at))
+def _encounters(
+    docs: Iterable[Documentation], blocked: Collection[str] = ()
+) -> list[list[Documentation]]:
+    """Billable sessions grouped by patient and date of service, in date order. Within a group
+    ready sessions come first (the first ready one carries the line), then by start. Simulated
+    sessions are never billed and never part of an encounter."""
+    billable = [d for d in docs if not d.simulated]
+    ordered = sorted(
+        billable,
+        key=lambda d: (d.date_of_service, d.patient_ref, d.session_id in blocked, d.started_at),
+    )
     return [
         list(group)
         for _, group in groupby(ordered, key=lambda d: (d.date_of_service, d.patient_ref))
     ]
 
 
+Spend = Decimal | Callable[[str, int], Decimal]
+"""Therapy spending before these lines: one amount for each patient and year alike, or a function
+of (patient reference, calendar year)."""
+
+
+def _prior_spend(spend: Spend, patient_ref: str, year: int) -> Decimal:
+    return spend if isinstance(spend, Decimal) else spend(patient_ref, year)
+
+
 def _kx_flags(
-    encounters: Sequence[Sequence[Documentation]], payer: Payer, year_to_date_spend: Decimal
+    encounters: Sequence[Sequence[Documentation]], payer: Payer, year_to_date_spend: Spend
 ) -> list[tuple[bool, Decimal]]:
-    """Per encounter: whether KX goes on its line, and the spend after it (running total)."""
-    spend = year_to_date_spend
+    """Per encounter: whether KX goes on its line, and the patient's spend after it. Each
+    patient's spending is their own running total, per calendar year: one patient's lines never
+    push another over the threshold."""
+    running: dict[tuple[str, int], Decimal] = {}
     flags = []
     for group in encounters:
         first = group[0]
-        threshold = payer.kx_threshold(first.date_of_service.year)
-        spend += payer.fee
-        therapy = first.treating.discipline != Discipline.DC
+        year = first.date_of_service.year
+        key = (first.patient_ref, year)
+        spend = running.get(key, _prior_spend(year_to_date_spend, *key)) + payer.fee
+        running[key] = spend
+        threshold = payer.kx_threshold(year)
+        therapy = first.treating.discipline.practice != Discipline.DC
         flags.append((therapy and threshold is not None and spend > threshold, spend))
     return flags
 
@@ -280,23 +323,28 @@ def _kx_flags(
 def billing_lines(
     docs: Iterable[Documentation],
     payer: Payer,
-    year_to_date_spend: Decimal = Decimal(0),
+    year_to_date_spend: Spend = Decimal(0),
     ncci_pairs: Sequence[NcciPair] = (),
     catalog: Icd10Catalog | None = None,
+    blocked: Collection[str] = (),
 ) -> list[BillingLine]:
     """One line per patient per date of service; other sessions that day are documented, not billed.
 
-    Lines are produced for every encounter; run :func:`check_readiness` to know which may go out.
-    ``year_to_date_spend`` is the patient's therapy spending this year before these lines (for KX).
+    Lines are produced for every encounter; a line may go out only when its first session is
+    ready (pass the sessions with blocking findings as ``blocked``: :func:`blocked_sessions`).
+    The line's diagnoses come from its ready sessions only, so a blocked session's codes never
+    reach a claim. Simulated sessions have no line.
+    ``year_to_date_spend`` is each patient's therapy spending this year before these lines (KX).
     """
     catalog = catalog or default_catalog()
-    encounters = _encounters(docs)
+    encounters = _encounters(docs, blocked)
     lines = []
     for group, (needs_kx, _) in zip(
         encounters, _kx_flags(encounters, payer, year_to_date_spend), strict=True
     ):
         first = group[0]
-        diagnoses = _claim_diagnoses(group, catalog)
+        ready = [d for d in group if d.session_id not in blocked]
+        diagnoses = _claim_diagnoses(ready or group, catalog)
         lines.append(
             BillingLine(
                 date_of_service=first.date_of_service,
@@ -307,7 +355,7 @@ def billing_lines(
                 charge=payer.fee,
                 diagnoses=diagnoses,
                 dx_pointers=tuple(range(1, min(len(diagnoses), MAX_POINTERS) + 1)),
-                rendering_npi=first.treating.npi or "",
+                rendering_npi=_rendering(first).npi or "",
                 supervising_npi=(first.supervising.npi or "") if first.supervising else "",
                 place_of_service=first.place_of_service,
                 session_ids=tuple(d.session_id for d in group),
@@ -381,6 +429,14 @@ def _check_record(doc: Documentation) -> list[Finding]:
     def add(code: str, severity: Severity, message: str) -> None:
         out.append(Finding(code, severity, message, doc.session_id))
 
+    if doc.simulated:
+        add(
+            "SIMULATED",
+            Severity.BLOCKING,
+            f"the session ran on a simulated table (x{doc.time_scale:g} time): a rehearsal is "
+            "never billed",
+        )
+
     if _blank(doc.medical_necessity):
         add(
             "NO_MEDICAL_NECESSITY",
@@ -407,11 +463,12 @@ def _check_record(doc: Documentation) -> list[Finding]:
         )
     if not doc.regions:
         add("NO_REGION", Severity.BLOCKING, "no treated region recorded: add cervical or lumbar")
-    if not (doc.treating.npi or "").isdigit() or len(doc.treating.npi or "") != 10:
+    rendering = _rendering(doc)
+    if not (rendering.npi or "").isdigit() or len(rendering.npi or "") != 10:
         add(
             "NO_NPI",
             Severity.BLOCKING,
-            f"{doc.treating.name} has no valid 10-digit NPI ({doc.treating.npi!r}): add it",
+            f"{rendering.name} has no valid 10-digit NPI ({rendering.npi!r}): add it",
         )
     if doc.supervision == Supervision.NOT_PRESENT:
         add(
@@ -463,6 +520,44 @@ def _check_record(doc: Documentation) -> list[Finding]:
     return out
 
 
+def _check_assistant(doc: Documentation, payer: Payer) -> list[Finding]:
+    """An assistant's session: supervised by a therapist of their discipline, co-signed where
+    the payer requires it, billed under the therapist with CQ/CO."""
+    if not _assistant(doc):
+        return []
+    out: list[Finding] = []
+
+    def add(code: str, severity: Severity, message: str) -> None:
+        out.append(Finding(code, severity, message, doc.session_id))
+
+    needed = doc.treating.discipline.supervised_by
+    assert needed is not None
+    supervisor = doc.supervising
+    if supervisor is None or supervisor.discipline != needed:
+        add(
+            "ASSISTANT_NO_SUPERVISOR",
+            Severity.BLOCKING,
+            f"{doc.treating.name} is a {doc.treating.discipline.value}: record the supervising "
+            f"{needed.value} (supervising_clinician_id), who is the rendering provider",
+        )
+    elif payer.assistant_cosign_required and doc.cosignature is None:
+        add(
+            "ASSISTANT_NOT_COSIGNED",
+            Severity.BLOCKING,
+            f"{payer.name} requires the supervising {needed.value} to co-sign an assistant's "
+            f"note: {supervisor.name} co-signs with `traction sessions cosign`",
+        )
+    modifier = payer.assistant_modifiers.get(doc.treating.discipline)
+    if modifier and payer.assistant_payment_percent is not None:
+        add(
+            "ASSISTANT_PAYMENT",
+            Severity.INFO,
+            f"furnished by a {doc.treating.discipline.value}: billed with {modifier}, "
+            f"{payer.name} pays {payer.assistant_payment_percent}% of the fee schedule",
+        )
+    return out
+
+
 def _check_payer(doc: Documentation, payer: Payer, pairs: Sequence[NcciPair]) -> list[Finding]:
     out: list[Finding] = []
 
@@ -481,8 +576,13 @@ def _check_payer(doc: Documentation, payer: Payer, pairs: Sequence[NcciPair]) ->
             Severity.BLOCKING,
             f"{payer.name} does not cover mechanical traction: do not bill, or bill the patient",
         )
-    plan = doc.plan_of_care.discipline if doc.plan_of_care else None
-    if plan and doc.treating.discipline not in (plan, Discipline.DC):
+    out.extend(_check_assistant(doc, payer))
+    plan = (
+        doc.plan_of_care.discipline.practice
+        if doc.plan_of_care and doc.plan_of_care.discipline
+        else None
+    )
+    if plan and doc.treating.discipline.practice not in (plan, Discipline.DC):
         add(
             "MODIFIER_DISCIPLINE",
             Severity.BLOCKING,
@@ -512,15 +612,16 @@ def _check_payer(doc: Documentation, payer: Payer, pairs: Sequence[NcciPair]) ->
             "status to not_required (an ABN is voluntary here)",
         )
     if doc.decompression and not payer.decompression_covered:
+        # billed for the expected denial: GA with a signed ABN (the patient is liable), GZ
+        # without (the clinic is); DOMAIN.md section 3
         add(
             "DECOMPRESSION_NOT_COVERED",
-            Severity.WARNING
-            if doc.abn == AbnStatus.SIGNED or not payer.uses_abn
-            else Severity.BLOCKING,
+            Severity.WARNING,
             f"{payer.name} does not cover vertebral axial decompression (billed as "
             f"{payer.decompression_code})"
             + (
-                ": obtain a signed ABN before billing the expected denial"
+                ": billed with GZ, the clinic bears the denial; an ABN signed before treatment "
+                "makes it GA"
                 if payer.uses_abn and not doc.abn.abn_given
                 else ": expect a denial; the patient is liable"
             ),
@@ -571,7 +672,7 @@ def _check_payer(doc: Documentation, payer: Payer, pairs: Sequence[NcciPair]) ->
 
 
 def _check_encounters(
-    encounters: Sequence[Sequence[Documentation]], payer: Payer, year_to_date_spend: Decimal
+    encounters: Sequence[Sequence[Documentation]], payer: Payer, year_to_date_spend: Spend
 ) -> list[Finding]:
     out = []
     for group, (needs_kx, spend) in zip(
@@ -626,19 +727,21 @@ def _check_encounters(
 def check_readiness(
     docs: Iterable[Documentation],
     payer: Payer,
-    year_to_date_spend: Decimal = Decimal(0),
+    year_to_date_spend: Spend = Decimal(0),
     ncci_pairs: Sequence[NcciPair] = (),
     catalog: Icd10Catalog | None = None,
 ) -> list[Finding]:
-    """Every finding for the sessions of a claim run, in a stable order (by encounter, then rule)."""
+    """Every finding for the sessions of a claim run, in a stable order (per session, then the
+    encounter checks). Encounter checks (units per day, KX) see which sessions are blocked, so
+    they name the session that really carries the day's line."""
     catalog = catalog or default_catalog()
-    encounters = _encounters(docs)
+    docs = list(docs)
     out: list[Finding] = []
-    for group in encounters:
-        for doc in group:
-            out += _check_codes(doc, catalog)
-            out += _check_record(doc)
-            out += _check_payer(doc, payer, ncci_pairs)
+    for doc in sorted(docs, key=lambda d: (d.date_of_service, d.patient_ref, d.started_at)):
+        out += _check_codes(doc, catalog)
+        out += _check_record(doc)
+        out += _check_payer(doc, payer, ncci_pairs)
+    encounters = _encounters(docs, blocked_sessions(out))
     out += _check_encounters(encounters, payer, year_to_date_spend)
     return out
 

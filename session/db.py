@@ -8,25 +8,28 @@ program never writes to a newer schema.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import os
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import platformdirs
 import sqlalchemy as sa
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from alembic.util.exc import CommandError
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
+
+from session.errors import SchemaError
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 SQLITE_BUSY_TIMEOUT_MS = 5000
-
-
-class SchemaError(Exception):
-    """The database's schema does not match this version of the software; the message says what
-    to do."""
+SCHEMA_HEAD = "plans"
+"""The newest revision in ``migrations/versions``, so that opening a current database costs one
+query and no Alembic import; a test keeps it equal to Alembic's own head (update it with every
+new migration)."""
 
 
 def default_url() -> str:
@@ -66,6 +69,8 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 def alembic_config(engine: Engine | None = None) -> Config:
     """An Alembic configuration built in code, pointing at the migrations inside this package."""
+    from alembic.config import Config  # Alembic loads only to migrate or diagnose
+
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
     if engine is not None:
@@ -73,23 +78,107 @@ def alembic_config(engine: Engine | None = None) -> Config:
     return config
 
 
-def upgrade(target: str | Engine | None = None, revision: str = "head") -> str | None:
-    """Migrate the database at ``target`` (a URL or an engine; default :func:`default_url`) to
-    ``revision``; return the revision it is at afterwards."""
-    engine = target if isinstance(target, Engine) else make_engine(target)
+@contextlib.contextmanager
+def schema_lock(engine: Engine) -> Iterator[Connection | None]:
+    """Hold the store-wide lock under which the schema is made or changed.
+
+    PostgreSQL: a session advisory lock keyed on the schema the store lives in, held by the
+    connection yielded (run the migration on it). SQLite: an OS lock on a file beside the
+    database. So two first starts, or two ``traction db upgrade``, run one after the other and the
+    second finds the work done.
+    """
+    backend = engine.dialect.name
+    if backend == "postgresql":
+        with engine.connect() as conn:
+            conn.execute(
+                sa.text("SELECT pg_advisory_lock(hashtext('traction-schema:' || current_schema()))")
+            )
+            conn.commit()
+            try:
+                yield conn
+            finally:
+                conn.rollback()
+                conn.execute(
+                    sa.text(
+                        "SELECT pg_advisory_unlock(hashtext('traction-schema:' || current_schema()))"
+                    )
+                )
+                conn.commit()
+        return
+    database = engine.url.database if backend == "sqlite" else None
+    if not database or database == ":memory:":
+        yield None
+        return
+    fd = os.open(f"{database}.schema-lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
     try:
-        command.upgrade(alembic_config(engine), revision)
-    except CommandError as exc:
-        raise SchemaError(f"cannot upgrade {_where(engine)} to {revision}: {exc}") from None
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield None
+    finally:
+        os.close(fd)
+
+
+def upgrade(
+    target: str | Engine | None = None, revision: str = "head", *, only_if_empty: bool = False
+) -> str | None:
+    """Migrate the database at ``target`` (a URL or an engine; default :func:`default_url`) to
+    ``revision`` under :func:`schema_lock`; return the revision it is at afterwards.
+
+    ``only_if_empty``: create the schema of a database that has none, and leave any other as it is
+    (the service's start: it never changes a schema other workstations may be using)."""
+    if not isinstance(target, Engine):
+        engine = make_engine(target)
+        try:
+            return upgrade(engine, revision, only_if_empty=only_if_empty)
+        finally:
+            engine.dispose()
+    from alembic import command
+    from alembic.util.exc import CommandError
+
+    engine = target
+    with schema_lock(engine) as conn:
+        if only_if_empty and current_revision(engine) is not None:
+            return current_revision(engine)
+        config = alembic_config(engine)
+        if conn is not None:
+            config.attributes["connection"] = conn
+        try:
+            command.upgrade(config, revision)
+        except CommandError as exc:
+            raise SchemaError(f"cannot upgrade {_where(engine)} to {revision}: {exc}") from None
     return current_revision(engine)
 
 
+def prepare(engine: Engine) -> str:
+    """Make a store ready for use without changing anything a user did not ask for: create the
+    schema of an empty database, check any other (an older one asks for ``traction db upgrade``,
+    a newer one for newer software). Returns the schema revision."""
+    if stamped_revision(engine) == SCHEMA_HEAD:  # the usual case: one query, no Alembic import
+        return SCHEMA_HEAD
+    if current_revision(engine) is None:
+        upgrade(engine, only_if_empty=True)
+    return check_schema(engine)
+
+
 def current_revision(engine: Engine) -> str | None:
+    from alembic.runtime.migration import MigrationContext
+
     with engine.connect() as conn:
         return MigrationContext.configure(conn).get_current_revision()
 
 
+def stamped_revision(engine: Engine) -> str | None:
+    """The revision recorded in ``alembic_version`` with one plain query (None: no schema, or
+    not exactly one head recorded)."""
+    with engine.connect() as conn:
+        if not sa.inspect(conn).has_table("alembic_version"):
+            return None
+        rows = conn.execute(sa.text("SELECT version_num FROM alembic_version")).all()
+    return str(rows[0][0]) if len(rows) == 1 else None
+
+
 def head_revision() -> str:
+    from alembic.script import ScriptDirectory
+
     head = ScriptDirectory.from_config(alembic_config()).get_current_head()
     assert head is not None, "session/migrations has no revisions"
     return head
@@ -101,6 +190,11 @@ def check_schema(engine: Engine) -> str:
     Newer than this code (another workstation upgraded the shared server): upgrade the software.
     Older or empty: run ``traction db upgrade``.
     """
+    if stamped_revision(engine) == SCHEMA_HEAD:
+        return SCHEMA_HEAD
+    from alembic.script import ScriptDirectory
+    from alembic.util.exc import CommandError
+
     current = current_revision(engine)
     head = head_revision()
     if current == head:

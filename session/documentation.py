@@ -3,7 +3,8 @@
 One model feeds every renderer (JSON, CSV billing lines, PDF, FHIR, X12) and the billing-readiness
 checks, so they cannot disagree. The builder is pure: it takes the session facts, the settings
 snapshot, the events and a sample *iterator* (statistics are streamed, samples are never all held in
-memory), so it is tested without a database. Forces are stated in the clinic's unit, and every
+memory), so it is tested without a database. A stored session is documented from the facts computed
+when it was sealed (:mod:`session.facts`), without reading its samples again. Forces are stated in the clinic's unit, and every
 number that has a unit says which.
 """
 
@@ -17,14 +18,25 @@ from typing import Any, Final, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from devices.errors import ConfigError, TractionError
-from devices.records import EventKind, Outcome, Phase
+from devices.errors import ConfigError
+from devices.records import EventKind, Outcome
 from devices.units import ForceUnit, from_newtons
+from session.cycles import CycleCount
+from session.errors import DocumentationError
+from session.facts import (
+    HOLD_FORCE_KEYS,
+    INTERRUPTING,
+    DeliveredStats,
+    SampleLike,
+    facts_for,
+    hold_force_n,
+    target_tolerance_n,
+)
 from session.models import AbnStatus, Discipline
 from session.seal import verify as verify_seal
 from session.store import Store
 
-SCHEMA_VERSION: Final = "1"
+SCHEMA_VERSION: Final = "2"
 CPT_TRACTION: Final = "97012"
 
 
@@ -148,22 +160,59 @@ class Delivered(_Frozen):
         default=None, description="Highest measured force in hold"
     )
     mean_hold_force: float | None = Field(default=None, description="Mean measured force in hold")
-    cycles: int = Field(ge=0, description="Hold phases entered")
+    cycles: int = Field(ge=0, description="Holds entered, full and stepped")
+    cycles_summary: str = Field(
+        default="",
+        description='Holds by force, e.g. "3 cycles: 1 at 35 lbf, 2 stepped at 17.5 lbf"',
+    )
     sample_count: int = Field(ge=0)
     interruptions: tuple[Occurrence, ...] = ()
     settings_changes: tuple[Occurrence, ...] = ()
 
 
-class Documentation(_Frozen):
-    """One treated session, documented for CPT 97012 (schema ``documentation-v1``)."""
+class FindingOut(_Frozen):
+    """A billing-readiness finding as documents show it."""
 
-    schema_version: Literal["1"] = SCHEMA_VERSION
+    code: str
+    severity: Literal["blocking", "warning", "info"]
+    message: str
+
+
+class BillingStatus(_Frozen):
+    """Where the session stands for billing, as of the export that wrote the document."""
+
+    status: Literal["sent", "already_sent", "ready", "held", "documented_only", "simulated"] = (
+        Field(
+            description="sent: billed by this export; already_sent: billed before on "
+            "claim_line_id; ready: would bill; held: blocking findings; documented_only: "
+            "another session of the day carries the line; simulated: never billed"
+        )
+    )
+    claim_line_id: int | None = None
+    note: str = ""
+    findings: tuple[FindingOut, ...] = ()
+
+
+class Documentation(_Frozen):
+    """One treated session, documented for CPT 97012 (schema ``documentation-v2``)."""
+
+    schema_version: Literal["2"] = SCHEMA_VERSION
     cpt_code: Literal["97012"] = CPT_TRACTION
     session_id: str
     patient_ref: str = Field(min_length=1, description="Clinic patient reference, not a name")
     date_of_service: date
-    started_at: datetime
-    ended_at: datetime | None
+    started_at: datetime = Field(description="Wall-clock start, in the clinic's time zone")
+    ended_at: datetime | None = Field(description="Wall-clock end, in the clinic's time zone")
+    simulated: bool = Field(
+        default=False,
+        description="Run on a simulated table: a rehearsal, never a treatment, never billed",
+    )
+    time_scale: float = Field(
+        default=1.0,
+        gt=0,
+        description="Session time ran this many times faster than the wall clock (simulators "
+        "only); delivered minutes are session time",
+    )
     treating: Clinician
     supervising: Clinician | None = None
     supervision: Supervision
@@ -184,6 +233,10 @@ class Documentation(_Frozen):
     plan_of_care: PlanOfCare | None = None
     patient_response: str | None = Field(default=None, description="Response and tolerance")
     signature: Signature | None = None
+    cosignature: Signature | None = Field(
+        default=None,
+        description="The supervising therapist's co-signature of an assistant's note",
+    )
     abn: AbnStatus = AbnStatus.NOT_REQUIRED
     payer: str | None = Field(default=None, description="Key of the payer in configs/payers.toml")
     prior_active_care_weeks: int | None = Field(
@@ -207,6 +260,9 @@ class Documentation(_Frozen):
     seal: Seal | None = None
     outcome: Outcome
     outcome_reason: str = ""
+    billing: BillingStatus | None = Field(
+        default=None, description="Billing status and every finding, when exported for billing"
+    )
 
 
 class ClinicalRecord(_Frozen):
@@ -220,6 +276,7 @@ class ClinicalRecord(_Frozen):
     plan_of_care: PlanOfCare | None = None
     patient_response: str | None = None
     signature: Signature | None = None
+    cosignature: Signature | None = None
     abn: AbnStatus = AbnStatus.NOT_REQUIRED
     payer: str | None = None
     prior_active_care_weeks: int | None = None
@@ -246,19 +303,8 @@ class SessionFacts(_Frozen):
     amendments: tuple[Amendment, ...] = ()
     seal: Seal | None = None
     device: DeviceInfo | None = None  # None: read it from the settings snapshot
-
-
-class SampleLike(Protocol):
-    """What the statistics need from a sample (``devices.records.Sample`` or a stored row)."""
-
-    @property
-    def t(self) -> float: ...
-    @property
-    def target_n(self) -> float: ...
-    @property
-    def measured_n(self) -> float: ...
-    @property
-    def phase(self) -> Phase | str: ...
+    simulated: bool = False
+    time_scale: float = 1.0
 
 
 class EventLike(Protocol):
@@ -270,70 +316,9 @@ class EventLike(Protocol):
     def reason(self) -> str: ...
 
 
-INTERRUPTING = frozenset(
-    {
-        EventKind.TRIP,
-        EventKind.STOP_SWITCH,
-        EventKind.FAULT,
-        EventKind.LINK_LOST,
-        EventKind.PAUSE,
-        EventKind.STOP_REQUESTED,
-    }
-)
-MAX_CREDITED_GAP_S = 1.0  # a gap in readings longer than this is not credited as time at target
-
-
-class DeliveredStats:
-    """Streams samples once and accumulates what was delivered; memory does not grow with samples."""
-
-    def __init__(self, tolerance_n: float) -> None:
-        self.tolerance_n = tolerance_n
-        self.count = 0
-        self.first_t: float | None = None
-        self.last_t: float | None = None
-        self.paused_s = 0.0
-        self.at_target_s = 0.0
-        self.peak_hold_n: float | None = None
-        self._hold_sum = 0.0
-        self._hold_n = 0
-        self.cycles = 0
-        self._last_active: str | None = None  # last phase that is not "paused"
-
-    def add(self, t: float, target_n: float, measured_n: float, phase: str) -> None:
-        dt = 0.0 if self.last_t is None else max(0.0, t - self.last_t)
-        if self.first_t is None:
-            self.first_t = t
-        self.last_t = t
-        self.count += 1
-        if phase == Phase.PAUSED:
-            self.paused_s += dt
-            return
-        if phase == Phase.HOLD:
-            if self._last_active != Phase.HOLD:
-                self.cycles += 1
-            if abs(measured_n - target_n) <= self.tolerance_n:
-                self.at_target_s += min(dt, MAX_CREDITED_GAP_S)
-            self.peak_hold_n = (
-                measured_n if self.peak_hold_n is None else max(self.peak_hold_n, measured_n)
-            )
-            self._hold_sum += measured_n
-            self._hold_n += 1
-        self._last_active = phase
-
-    @property
-    def mean_hold_n(self) -> float | None:
-        return self._hold_sum / self._hold_n if self._hold_n else None
-
-    @property
-    def elapsed_s(self) -> float:
-        if self.first_t is None or self.last_t is None:
-            return 0.0
-        return self.last_t - self.first_t
-
-
 _ALIASES: dict[str, tuple[str, ...]] = {
     "mode": ("mode", "kind", "type"),
-    "hold_n": ("hold_force_n", "target_n", "target_force_n", "max_force_n"),
+    "hold_n": HOLD_FORCE_KEYS,
     "rest_n": ("rest_force_n", "rest_n", "base_force_n"),
     "hold_s": ("hold_s",),
     "rest_s": ("rest_s",),
@@ -406,11 +391,6 @@ def _device(snapshot: Mapping[str, Any]) -> DeviceInfo:
     )
 
 
-def target_tolerance_n(hold_n: float) -> float:
-    """Within 10% of the hold force, and never tighter than 5 N (about 1 lbf of load-cell noise)."""
-    return max(5.0, 0.10 * hold_n)
-
-
 def document_session(
     facts: SessionFacts,
     snapshot: Mapping[str, Any],
@@ -421,45 +401,89 @@ def document_session(
 ) -> Documentation:
     """Build the documentation from plain inputs. ``snapshot`` is ``Started.to_dict()``."""
     profile = snapshot.get("profile") or {}
-    prescribed = _prescribed(profile, clinical, unit)
-    hold_n = float(_pick(profile, "hold_n"))
-    stats = DeliveredStats(target_tolerance_n(hold_n))
+    hold_n = hold_force_n(profile)
+    stats = DeliveredStats(target_tolerance_n(hold_n or 0.0))
     for s in samples:
         stats.add(s.t, s.target_n, s.measured_n, str(s.phase))
     t0 = snapshot.get("t")
     origin = float(t0) if isinstance(t0, int | float) else (stats.first_t or 0.0)
-    interruptions: list[Occurrence] = []
-    changes: list[Occurrence] = []
-    for e in events:
-        occurrence = Occurrence(at_s=round(e.t - origin, 3), kind=str(e.kind), reason=e.reason)
-        if e.kind in INTERRUPTING:
-            interruptions.append(occurrence)
-        elif e.kind == EventKind.SETTINGS_CHANGED:
-            changes.append(occurrence)
+    occurrences = [
+        Occurrence(at_s=round(e.t - origin, 3), kind=str(e.kind), reason=e.reason) for e in events
+    ]
+    delivered = _delivered(
+        unit,
+        elapsed_s=stats.elapsed_s,
+        paused_s=stats.paused_s,
+        at_target_s=stats.at_target_s,
+        tolerance_n=stats.tolerance_n,
+        peak_hold_n=stats.peak_hold_n,
+        mean_hold_n=stats.mean_hold_n,
+        cycles=stats.cycle_count,
+        sample_count=stats.count,
+        occurrences=occurrences,
+    )
+    return _document(facts, snapshot, delivered, clinical, unit)
+
+
+def _delivered(
+    unit: ForceUnit,
+    *,
+    elapsed_s: float,
+    paused_s: float,
+    at_target_s: float,
+    tolerance_n: float,
+    peak_hold_n: float | None,
+    mean_hold_n: float | None,
+    cycles: CycleCount,
+    sample_count: int,
+    occurrences: Iterable[Occurrence],
+) -> Delivered:
+    """What was delivered, in ``unit``, from the figures of one pass over the samples."""
 
     def force(v: float | None) -> float | None:
         return None if v is None else round(from_newtons(v, unit), 2)
 
-    delivered = Delivered(
+    interruptions: list[Occurrence] = []
+    changes: list[Occurrence] = []
+    for occurrence in occurrences:
+        if occurrence.kind in INTERRUPTING:
+            interruptions.append(occurrence)
+        elif occurrence.kind == EventKind.SETTINGS_CHANGED:
+            changes.append(occurrence)
+    return Delivered(
         force_unit=unit,
-        elapsed_minutes=round(stats.elapsed_s / 60.0, 2),
-        treatment_minutes=round(max(0.0, stats.elapsed_s - stats.paused_s) / 60.0, 2),
-        paused_s=round(stats.paused_s, 1),
-        time_at_target_s=round(stats.at_target_s, 1),
-        target_tolerance=round(from_newtons(stats.tolerance_n, unit), 2),
-        peak_hold_force=force(stats.peak_hold_n),
-        mean_hold_force=force(stats.mean_hold_n),
-        cycles=stats.cycles,
-        sample_count=stats.count,
+        elapsed_minutes=round(elapsed_s / 60.0, 2),
+        treatment_minutes=round(max(0.0, elapsed_s - paused_s) / 60.0, 2),
+        paused_s=round(paused_s, 1),
+        time_at_target_s=round(at_target_s, 1),
+        target_tolerance=round(from_newtons(tolerance_n, unit), 2),
+        peak_hold_force=force(peak_hold_n),
+        mean_hold_force=force(mean_hold_n),
+        cycles=cycles.total,
+        cycles_summary=cycles.describe(unit),
+        sample_count=sample_count,
         interruptions=tuple(interruptions),
         settings_changes=tuple(changes),
     )
+
+
+def _document(
+    facts: SessionFacts,
+    snapshot: Mapping[str, Any],
+    delivered: Delivered,
+    clinical: ClinicalRecord,
+    unit: ForceUnit,
+) -> Documentation:
+    profile = snapshot.get("profile") or {}
+    prescribed = _prescribed(profile, clinical, unit)
     return Documentation(
         session_id=facts.session_id,
         patient_ref=facts.patient_ref,
         date_of_service=facts.started_at.date(),
         started_at=facts.started_at,
         ended_at=facts.ended_at,
+        simulated=facts.simulated,
+        time_scale=facts.time_scale,
         treating=clinical.treating,
         supervising=clinical.supervising,
         supervision=clinical.supervision,
@@ -474,6 +498,7 @@ def document_session(
         plan_of_care=clinical.plan_of_care,
         patient_response=clinical.patient_response,
         signature=clinical.signature,
+        cosignature=clinical.cosignature,
         abn=clinical.abn,
         payer=clinical.payer,
         prior_active_care_weeks=clinical.prior_active_care_weeks,
@@ -489,11 +514,14 @@ def document_session(
     )
 
 
-class DocumentationError(TractionError):
-    """A stored session that cannot be documented yet; the message says which and why."""
-
-
 _ASSISTANT_CREDENTIALS = ("PTA", "COTA", "SLPA", "AIDE", "TECH")
+
+
+def _signature(store: Store, clinician_id: int | None, at: datetime | None) -> Signature | None:
+    if clinician_id is None or at is None:
+        return None
+    signer = store.get_clinician(clinician_id)
+    return Signature(name=signer.name, credentials=signer.credentials, signed_at=at)
 
 
 def _clinician(row: Any) -> Clinician:
@@ -511,16 +539,20 @@ def build_documentation(
     unit: ForceUnit = ForceUnit.LBF,
     place_of_service: str = "11",
     time_zone: tzinfo = UTC,
+    *,
+    verify: bool = False,
 ) -> Documentation:
-    """Document a stored, finished session. Samples and events are streamed from the store; the
-    seal is recomputed and compared (``seal.verified``). Start and end are given in the clinic's
-    ``time_zone``, which also decides the date of service (an evening session in New York is not
-    billed on the next UTC day)."""
+    """Document a stored, finished session from its row and its facts (:mod:`session.facts`);
+    no sample is read. ``seal.verified`` is what the last verification found, or, with
+    ``verify``, the seal recomputed now (one pass over the samples). Start and end are given in
+    the clinic's ``time_zone``, which also decides the date of service (an evening session in
+    New York is not billed on the next UTC day)."""
     row = store.get_session(session_id)
     if row.outcome is None:
         raise DocumentationError(
             f"session {session_id} is still running (no outcome): document it after it finishes"
         )
+    stored = facts_for(store, session_id)
     patient = store.get_patient(row.patient_id)
     treating = _clinician(store.get_clinician(row.treating_clinician_id))
     supervising = (
@@ -528,13 +560,11 @@ def build_documentation(
         if row.supervising_clinician_id is not None
         else None
     )
-    assistant = any(c in treating.credentials.upper() for c in _ASSISTANT_CREDENTIALS)
-    signature = None
-    if row.signed_by_id is not None and row.signed_at is not None:
-        signer = store.get_clinician(row.signed_by_id)
-        signature = Signature(
-            name=signer.name, credentials=signer.credentials, signed_at=row.signed_at
-        )
+    assistant = treating.discipline.supervised_by is not None or any(
+        c in treating.credentials.upper() for c in _ASSISTANT_CREDENTIALS
+    )
+    signature = _signature(store, row.signed_by_id, row.signed_at)
+    cosignature = _signature(store, row.cosigned_by_id, row.cosigned_at)
     try:
         regions = tuple(Region(r) for r in row.regions)
     except ValueError:
@@ -557,9 +587,10 @@ def build_documentation(
         seal = Seal(
             algorithm=algorithm if digest else "sha256",
             digest=digest or algorithm,
-            verified=verify_seal(store, session_id).ok,
+            verified=verify_seal(store, session_id, keep=True).ok
+            if verify
+            else stored.seal_verified,
         )
-    extra = (row.settings or {}).get("extra") or {}
     facts = SessionFacts(
         session_id=row.id,
         patient_ref=patient.reference,
@@ -571,6 +602,8 @@ def build_documentation(
         place_of_service=place_of_service,
         amendments=amendments,
         seal=seal,
+        simulated=row.simulated,
+        time_scale=row.time_scale,
         device=DeviceInfo(
             manufacturer=row.device_manufacturer,
             model=row.device_model,
@@ -590,19 +623,27 @@ def build_documentation(
         plan_of_care=PlanOfCare(reference=row.plan_of_care_ref) if row.plan_of_care_ref else None,
         patient_response=row.patient_response,
         signature=signature,
+        cosignature=cosignature,
         abn=AbnStatus(row.abn_status) if row.abn_status else AbnStatus.NOT_REQUIRED,
         payer=patient.payer_id,
         position=row.patient_position,
         angle_deg=row.pull_angle_deg,
-        decompression=bool(extra.get("decompression", False)),
+        decompression=row.decompression,
+        same_day_codes=tuple(row.same_day_codes or ()),
+        visit_timed_minutes=row.visit_timed_minutes,
+        visit_treatment_minutes=row.visit_treatment_minutes,
     )
     snapshot = dict(row.settings or {})
-    snapshot["t"] = row.start_t
-    return document_session(
-        facts,
-        snapshot,
-        store.iter_events(session_id),
-        store.iter_samples(session_id),
-        clinical,
+    delivered = _delivered(
         unit,
+        elapsed_s=stored.elapsed_s,
+        paused_s=stored.paused_s,
+        at_target_s=stored.at_target_s,
+        tolerance_n=stored.tolerance_n or 0.0,
+        peak_hold_n=stored.peak_hold_n,
+        mean_hold_n=stored.mean_hold_n,
+        cycles=stored.cycle_count(),
+        sample_count=stored.sample_count,
+        occurrences=[Occurrence(**o) for o in stored.occurrences],
     )
+    return _document(facts, snapshot, delivered, clinical, unit)

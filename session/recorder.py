@@ -1,163 +1,196 @@
-"""The recorder: the control loop's stream, written to the store without ever holding up a tick.
+"""The recorder: the control loop's stream, journalled first, then written to the store, without
+ever holding up a tick.
 
-``deliver`` only appends to an in-memory buffer. A flush task writes the buffer in batches at least
-every ``flush_interval`` seconds, in a worker thread, so a slow or absent database never blocks the
-event loop. While the database stalls or is down, records wait in the buffer and a warning event is
-recorded; when it answers again they are all written, followed by a second warning saying how long
-it was away. Before the buffer reaches its limit the recorder asks the control loop to stop
-(``on_overflow``), so the session ends safely rather than outgrowing what it can keep. No record is
-ever dropped: past the limit the buffer keeps growing and says so in the log.
+``deliver`` only queues the record for the session's journal (:mod:`session.journal`). Two tasks
+take it from there, each off the event loop's thread:
 
-On ``Finished`` everything is flushed, the outcome recorded and the session sealed.
+- the journal task writes the queue to the journal file and ``fsync``\\ s it at least every
+  ``flush_interval`` seconds, so a process killed outright loses at most that much;
+- the ingest task reads the journal back in bounded batches and writes them to the store. While
+  the database stalls or is down, records simply wait in the journal (on disk, not in memory) and a
+  warning event is recorded; when it answers again they are all written, followed by a second
+  warning saying how long it was away. A database away for hours never stops the treatment.
+
+On ``Finished`` the outcome is recorded and the session sealed; then the journal is removed. The
+journal is the session's lease: while this process holds it, no recovery takes the session for
+dead. If the journal itself cannot be written (the disk is full), ``on_failure`` asks the control
+loop to stop, and the records wait in memory until the disk takes them.
+
+When the control loop runs in a treatment process of its own (:mod:`session.treatment_process`),
+that process writes the journal (``journal_sink`` given): the recorder here only makes the journal
+up front, ingests it, and hands its own warnings to the sink to be journalled there.
 """
 
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextlib
 import itertools
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from types import TracebackType
 
 import structlog
 
 from devices.contract import StopKind
 from devices.records import Event, EventKind, Finished, Record, Sample, Started
-from session.models import TreatmentSession
+from session.journal import Item, JournalReader, JournalWriter
 from session.seal import seal
-from session.store import NumberedEvent, SessionContext, Store, StoreError
+from session.store import NumberedEvent, SessionContext, Store
 
 log = structlog.get_logger(__name__)
 
-OverflowCallback = Callable[[StopKind, str], None]
+FailureCallback = Callable[[StopKind, str], None]
 """The control loop's ``request_stop(kind, reason)``."""
 
-Item = Started | Sample | NumberedEvent | Finished
+JournalSink = Callable[[str, dict[str, object]], None]
+"""Where the recorder's own warnings go when another process writes the journal."""
 
 
 @dataclass(frozen=True)
 class RecorderStats:
-    """What the recorder has done so far, for the live view and tests."""
+    """What the recorder has done so far, for the live view and tests.
+
+    ``buffered`` counts records published but not yet in the store (they wait in the journal).
+    """
 
     buffered: int
     written_samples: int
     stalls: int
-    overflow_requested: bool
+    journal_failed: bool
     finished: bool
 
 
 class Recorder:
     """A :class:`devices.stream.Subscriber` that keeps every record of one session.
 
-    Use inside a running event loop: ``start()`` (or ``async with``) begins the flush task;
-    ``wait_finished()`` returns the seal once ``Finished`` is written; ``close()`` flushes what is
-    left. ``buffer_limit`` is the number of records held in memory before the session is stopped;
-    the stop is requested ``stop_margin`` records earlier so the ramp-down still fits.
+    Use inside a running event loop: ``start()`` (or ``async with``) begins the tasks;
+    ``wait_finished()`` returns the seal once ``Finished`` is written; ``close()`` writes what is
+    left. ``open_journal(run_id)`` before the run makes the journal (and takes the lease) up
+    front, so a journal that cannot be made refuses the start instead of failing mid-session.
     """
 
     def __init__(
         self,
         store: Store,
         context: SessionContext,
-        on_overflow: OverflowCallback,
+        on_failure: FailureCallback,
         *,
+        journal_dir: Path,
         flush_interval: float = 0.25,
-        buffer_limit: int = 30_000,
-        stop_margin: int | None = None,
         stall_warning_after: float = 1.0,
         max_batch: int = 5_000,
+        journal_sink: JournalSink | None = None,
     ) -> None:
         if not 0 < flush_interval <= 0.25:
             raise ValueError(f"flush_interval {flush_interval} s must be in (0, 0.25]")
-        if buffer_limit < 10:
-            raise ValueError(f"buffer_limit {buffer_limit} must be at least 10 records")
+        if max_batch < 1:
+            raise ValueError(f"max_batch {max_batch} must be at least 1")
         self._store = store
         self._context = context
-        self._on_overflow = on_overflow
+        self._on_failure = on_failure
+        self._journal_dir = journal_dir
         self._interval = flush_interval
-        self._limit = buffer_limit
-        margin = buffer_limit // 5 if stop_margin is None else stop_margin
-        if not 0 <= margin < buffer_limit:
-            raise ValueError(f"stop_margin {margin} must be in [0, buffer_limit={buffer_limit})")
-        self._stop_at = buffer_limit - margin
         self._stall_after = stall_warning_after
         self._max_batch = max_batch
+        self._sink = journal_sink
 
-        self._buffer: collections.deque[Item] = collections.deque()
+        self._journal: JournalWriter | None = None
+        self._reader: JournalReader | None = None
         self._event_seq = itertools.count()
         self._run_id: str | None = None
         self._last_t = 0.0
-        self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
+        self._delivered = 0
+        self._stored = 0
+        self._finished_delivered = False
+        self._finishing = False
+        self._late: list[NumberedEvent] = []  # own warnings raised after Finished was journalled
+        self._write_wake = asyncio.Event()
+        self._ingest_wake = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
         self._finished: asyncio.Future[str] | None = None
         self._closing = False
-        self._finishing = False
+        self._writer_done = False
         self._stall_since: float | None = None
         self._stalls = 0
         self._written_samples = 0
-        self._overflow_requested = False
-        self._past_limit_logged = False
+        self._journal_failed = False
 
     # --- the subscriber side: never blocks --------------------------------------------------------
 
+    def open_journal(self, run_id: str) -> Path:
+        """Make this session's journal now and hold its lease (raises OSError if it cannot)."""
+        if self._journal is None:
+            self._journal = JournalWriter.create(self._journal_dir, run_id, self._context)
+            self._run_id = run_id
+        return self._journal.path
+
     def deliver(self, record: Record) -> None:
         if isinstance(record, Started):
-            self._run_id = record.run_id
+            try:
+                self.open_journal(record.run_id)
+            except OSError as exc:
+                self._journal_trouble(f"the session's journal cannot be made: {exc}")
+                raise
+        if self._journal is None:
+            raise RuntimeError("the recorder got a record before its session's Started")
         self._last_t = max(self._last_t, record.t)
         if isinstance(record, Event):
-            self._buffer.append(NumberedEvent(next(self._event_seq), record))
-        else:
-            self._buffer.append(record)
+            numbered = NumberedEvent(next(self._event_seq), record)  # in step with the writer's
+            if self._sink is None:
+                self._journal.append(numbered)
+        elif self._sink is None:
+            self._journal.append(record)
+        self._delivered += 1
         if isinstance(record, Finished):
-            self._wake.set()
-        self._watch_buffer()
-
-    def _watch_buffer(self) -> None:
-        size = len(self._buffer)
-        if size >= self._stop_at and not self._overflow_requested:
-            self._request_stop(
-                f"recording buffer holds {size} of {self._limit} records while the database "
-                "is not keeping up; stopping so that no sample is lost"
-            )
-        if size > self._limit and not self._past_limit_logged:
-            self._past_limit_logged = True
-            log.error("recording buffer past its limit; still keeping every record", size=size)
-
-    def _request_stop(self, reason: str) -> None:
-        self._overflow_requested = True
-        self._warn(reason, {"buffered": len(self._buffer), "limit": self._limit})
-        try:
-            self._on_overflow(StopKind.CONTROLLED, reason)
-        except Exception as exc:  # the stop request must not break delivery
-            log.error("on_overflow failed", error=str(exc))
+            self._finished_delivered = True
+            self._write_wake.set()
 
     def _warn(self, reason: str, data: dict[str, object]) -> None:
         """Record a warning event of the recorder's own in the session's event stream.
 
-        It goes before a ``Finished`` still waiting in the buffer, so the seal covers it. Once the
-        ``Finished`` is being written the record is closed: the warning is only logged.
+        Journalled like the loop's own events while the session runs; once ``Finished`` is
+        journalled it is written just before the outcome, and once the outcome is being written
+        the record is closed: the warning is only logged.
         """
         log.warning(reason, **data)
-        if self._run_id is None or self._finishing:
+        if self._run_id is None or self._journal is None or self._finishing:
+            return
+        if self._sink is not None and not self._finished_delivered:
+            self._sink(reason, dict(data))  # it comes back numbered, as the writer's own event
             return
         event = NumberedEvent(
             next(self._event_seq),
             Event(self._run_id, self._last_t, EventKind.WARNING, reason, dict(data)),
         )
-        if self._buffer and isinstance(self._buffer[-1], Finished):
-            self._buffer.insert(len(self._buffer) - 1, event)
+        if self._finished_delivered:
+            self._late.append(event)
         else:
-            self._buffer.append(event)
+            self._journal.append(event)
+            self._delivered += 1
 
-    # --- the flush task ------------------------------------------------------------------------
+    def _journal_trouble(self, reason: str) -> None:
+        if self._journal_failed:
+            return
+        self._journal_failed = True
+        log.error(reason)
+        try:
+            self._on_failure(StopKind.CONTROLLED, f"{reason}; stopping so that nothing is lost")
+        except Exception as exc:  # the stop request must not break delivery
+            log.error("on_failure failed", error=str(exc))
+
+    # --- the tasks ---------------------------------------------------------------------------
 
     def start(self) -> None:
-        if self._task is None:
+        if not self._tasks:
             self._finished = asyncio.get_running_loop().create_future()
-            self._task = asyncio.create_task(self._run(), name="session-recorder")
+            self._tasks = [asyncio.create_task(self._run_ingest(), name="session-ingest")]
+            if self._sink is None:
+                self._tasks.append(asyncio.create_task(self._run_journal(), name="session-journal"))
+            else:
+                self._writer_done = True  # the treatment process writes the journal
 
     async def __aenter__(self) -> Recorder:
         self.start()
@@ -175,12 +208,22 @@ class Recorder:
     def session_id(self) -> str | None:
         return self._run_id
 
+    @property
+    def journal_path(self) -> Path | None:
+        return None if self._journal is None else self._journal.path
+
+    def journal_fd(self) -> int:
+        """The journal's locked descriptor, to share the lease with the process that writes it."""
+        if self._journal is None:
+            raise RuntimeError("open_journal first")
+        return self._journal.fileno()
+
     def stats(self) -> RecorderStats:
         return RecorderStats(
-            buffered=len(self._buffer),
+            buffered=self._delivered - self._stored,
             written_samples=self._written_samples,
             stalls=self._stalls,
-            overflow_requested=self._overflow_requested,
+            journal_failed=self._journal_failed,
             finished=self._finished is not None and self._finished.done(),
         )
 
@@ -191,63 +234,136 @@ class Recorder:
         return await asyncio.shield(self._finished)
 
     async def close(self) -> None:
-        """Write everything still buffered and stop the flush task.
+        """Journal and store everything published, then stop the tasks.
 
         Waits as long as the database needs; bound it with ``asyncio.timeout`` if need be. On a
-        timeout the records stay buffered (see :meth:`stats`), never discarded, and the flush task
-        keeps trying.
+        timeout the records stay in the journal, never discarded, and the tasks keep trying; if
+        the process ends first, the next start ingests the journal.
         """
-        if self._task is None:
+        if not self._tasks:
+            if self._journal is not None and self._delivered == 0:
+                self._journal.remove()  # made up front, and the session never started
             return
         self._closing = True
-        self._wake.set()
-        await asyncio.shield(self._task)
+        self._write_wake.set()
+        self._ingest_wake.set()
+        await asyncio.shield(asyncio.gather(*self._tasks))
 
-    async def _run(self) -> None:
+    async def _run_journal(self) -> None:
+        try:
+            while True:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._write_wake.wait(), self._interval)
+                self._write_wake.clear()
+                written = await self._write_journal()
+                if (self._closing and written) or (self._journal and self._journal.closed):
+                    return
+        finally:
+            self._writer_done = True
+            self._ingest_wake.set()
+
+    async def _write_journal(self) -> bool:
+        """Put what is queued on disk; True when nothing is left queued."""
+        journal = self._journal
+        if journal is None or journal.closed:  # not begun, or sealed and removed
+            return True
+        data = journal.take()
+        if not data:
+            return True
+        try:
+            await asyncio.to_thread(journal.write, data)
+        except OSError as exc:
+            journal.put_back(data)
+            self._journal_trouble(f"the session's journal cannot be written: {exc}")
+            return False
+        self._ingest_wake.set()
+        return True
+
+    async def _run_ingest(self) -> None:
         while True:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self._interval)
-            self._wake.clear()
-            await self._drain()
-            if self._closing and not self._buffer:
+                await asyncio.wait_for(self._ingest_wake.wait(), self._interval)
+            self._ingest_wake.clear()
+            writer_done = self._writer_done  # read before ingesting: all it wrote is on disk
+            caught_up = await self._ingest()
+            if self._finished is not None and self._finished.done():
+                return
+            if self._closing and writer_done and caught_up:
+                self._let_go()
                 return
 
-    async def _drain(self) -> None:
-        while self._buffer:
-            batch = self._next_batch()
-            write = asyncio.ensure_future(asyncio.to_thread(self._write, batch))
-            done, _ = await asyncio.wait({write}, timeout=self._stall_after)
-            if not done:
-                self._stalled("the database has not answered a write")
-            try:
-                digest = await write
-            except StoreError as exc:
-                self._stalled(f"the store refused a write: {exc}")
-                if not self._overflow_requested:
-                    self._request_stop(f"recording refused by the store: {exc}")
-                return
-            except Exception as exc:  # a dropped or failing database: keep the batch, retry
-                self._stalled(f"database write failed: {exc}")
-                return
-            for _ in batch:
-                self._buffer.popleft()
-            self._written_samples += sum(isinstance(item, Sample) for item in batch)
+    def _let_go(self) -> None:
+        """Closing without a sealed session: remove an empty journal, or keep the journal on
+        disk and release its lease for the next start to recover."""
+        if self._journal is None:
+            return
+        if self._delivered == 0 and self._stored == 0:
+            self._journal.remove()
+        else:
+            log.warning("recorder closed before its session finished; journal kept for recovery")
+            self._journal.close()
+        if self._reader is not None:
+            self._reader.close()
+
+    async def _ingest(self) -> bool:
+        """Store what the journal holds beyond what is stored; True once caught up."""
+        if self._journal is None:
+            return True
+        if self._reader is None:
+            self._reader = JournalReader(self._journal.path)
+        reader = self._reader
+        while True:
+            items, end = await asyncio.to_thread(reader.peek, self._max_batch)
+            if not items:
+                return True
+            if not await self._store_batch(items):
+                return False
+            reader.advance(end)
+            self._stored += len(items)
+            self._written_samples += sum(isinstance(item, Sample) for item in items)
             self._recovered()
-            if digest is not None and self._finished is not None and not self._finished.done():
-                self._finished.set_result(digest)
+            if isinstance(items[-1], Finished):
+                await self._seal(items[-1])
+                return True
 
-    def _next_batch(self) -> list[Item]:
-        """Up to ``max_batch`` records before the ``Finished``; the ``Finished`` alone, last, so
-        every warning the recorder adds before it is sealed with the session."""
-        batch: list[Item] = []
-        for item in itertools.islice(self._buffer, self._max_batch):
-            if isinstance(item, Finished):
-                if not batch:
-                    self._finishing = True
-                    batch.append(item)
+    async def _store_batch(self, batch: list[Item]) -> bool:
+        if isinstance(batch[0], Finished) and self._late:
+            late, self._late = self._late, []
+            self._finishing = True
+            if not await self._store_batch(list(late)):
+                self._late = late + self._late
+                self._finishing = False
+                return False
+        if isinstance(batch[0], Finished):
+            self._finishing = True
+        write = asyncio.ensure_future(asyncio.to_thread(self._write, batch))
+        done, _ = await asyncio.wait({write}, timeout=self._stall_after)
+        if not done:
+            self._stalled("the database has not answered a write")
+        try:
+            await write
+        except Exception as exc:  # a dropped, failing or refusing database: retry later
+            self._finishing = False
+            self._stalled(f"database write failed: {exc}")
+            return False
+        return True
+
+    async def _seal(self, finished: Finished) -> None:
+        """Seal (not watched as a stall: a long session takes a while to digest), then drop the
+        journal: everything it held is in the store."""
+        while True:
+            try:
+                digest = await asyncio.to_thread(self._seal_now, finished)
                 break
-            batch.append(item)
-        return batch
+            except Exception as exc:
+                self._stalled(f"sealing failed: {exc}")
+                await asyncio.sleep(self._interval)
+        self._recovered()
+        assert self._journal is not None and self._reader is not None
+        self._reader.close()
+        self._journal.remove()
+        if self._finished is not None and not self._finished.done():
+            self._finished.set_result(digest)
 
     def _stalled(self, reason: str) -> None:
         if self._stall_since is not None:
@@ -255,8 +371,8 @@ class Recorder:
         self._stall_since = time.monotonic()
         self._stalls += 1
         self._warn(
-            f"{reason}; records wait in memory until it is back",
-            {"buffered": len(self._buffer), "limit": self._limit},
+            f"{reason}; records wait in the journal until it is back",
+            {"waiting": self._delivered - self._stored},
         )
 
     def _recovered(self) -> None:
@@ -266,53 +382,52 @@ class Recorder:
         self._stall_since = None
         self._warn(
             f"database back after {away:.1f} s; waiting records written",
-            {"away_s": round(away, 3), "buffered": len(self._buffer)},
+            {"away_s": round(away, 3), "waiting": self._delivered - self._stored},
         )
 
-    def _write(self, batch: list[Item]) -> str | None:
-        """Write one batch in order (worker thread); return the seal if the session finished."""
-        samples: list[Sample] = []
-        events: list[NumberedEvent] = []
-        sealed: str | None = None
-        for item in batch:
-            if isinstance(item, Started):
-                self._store.create_session(item, self._context)
-            elif isinstance(item, Sample):
-                samples.append(item)
-            elif isinstance(item, NumberedEvent):
-                events.append(item)
-            else:
-                self._store.add_batch(item.run_id, samples, events)
-                samples, events = [], []
-                sealed = self._finish(item)
-        if samples or events:
-            run_id = samples[0].run_id if samples else events[0].event.run_id
-            self._store.add_batch(run_id, samples, events)
-        return sealed
+    def _write(self, batch: list[Item]) -> None:
+        """Write one batch in order (worker thread)."""
+        write_batch(self._store, self._context, batch)
 
-    def _finish(self, finished: Finished) -> str:
+    def _seal_now(self, finished: Finished) -> str:
         row = self._store.get_session(finished.run_id)
         if row.seal_digest is not None:  # a retry after the seal was written
             return row.seal_digest
-        row = self._store.finish(finished)
-        if row.sample_count != finished.sample_count:
-            log.warning(
-                "stored sample count differs from the loop's",
-                stored=row.sample_count,
-                published=finished.sample_count,
-            )
         return seal(self._store, finished.run_id)
 
 
-def recover_interrupted(store: Store, workstation: str) -> list[TreatmentSession]:
-    """At start-up: mark this workstation's unfinished sessions interrupted and seal them."""
-    recovered = store.recover_interrupted(workstation)
-    for row in recovered:
-        seal(store, row.id)
+def write_batch(store: Store, context: SessionContext, batch: list[Item]) -> None:
+    """Write journalled records to the store, idempotently (a batch retried after a late
+    acknowledgement, or ingested again after a crash, changes nothing)."""
+    samples: list[Sample] = []
+    events: list[NumberedEvent] = []
+    for item in batch:
+        if isinstance(item, Started):
+            store.create_session(item, context)
+        elif isinstance(item, Sample):
+            samples.append(item)
+        elif isinstance(item, NumberedEvent):
+            events.append(item)
+        else:
+            _flush(store, samples, events)
+            samples, events = [], []
+            _finish(store, item)
+    _flush(store, samples, events)
+
+
+def _flush(store: Store, samples: list[Sample], events: list[NumberedEvent]) -> None:
+    if samples or events:
+        run_id = samples[0].run_id if samples else events[0].event.run_id
+        store.add_batch(run_id, samples, events)
+
+
+def _finish(store: Store, finished: Finished) -> None:
+    if store.get_session(finished.run_id).outcome is not None:  # a retry: already recorded
+        return
+    row = store.finish(finished)
+    if row.sample_count != finished.sample_count:
         log.warning(
-            "session interrupted",
-            session=row.id,
-            last_sample_t=row.last_sample_t,
-            samples=row.sample_count,
+            "stored sample count differs from the loop's",
+            stored=row.sample_count,
+            published=finished.sample_count,
         )
-    return [store.get_session(row.id) for row in recovered]

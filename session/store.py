@@ -2,35 +2,52 @@
 
 Every write is its own short transaction, so a crash loses at most the batch in hand. Samples and
 events are only ever inserted; documentation fields change only through :meth:`Store.amend`, which
-logs who changed what, when and why. Reading a session's samples streams them in pages by sequence
-number (keyset pagination), so a long session is never loaded into memory at once.
+logs who changed what, when and why. A session's samples and events are read as plain rows
+(SQLAlchemy Core, ``yield_per``: a server-side cursor on PostgreSQL), streamed in one query, so a
+long session is never loaded into memory at once and no ORM object is built per sample.
 """
 
 from __future__ import annotations
 
 import json
+import re
+import weakref
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any, NamedTuple
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
-from devices.records import Event, Finished, Outcome, Sample, Started
+from devices.records import Finished, Outcome, Sample, Started
+from session import listing
+from session.errors import StoreError
+from session.listing import (
+    SessionCursor,
+    SessionQuery,
+    SessionSummary,
+    aware,
+    filtered,
+)
 from session.models import (
     AbnStatus,
     Amendment,
     Clinician,
     Discipline,
     Patient,
+    PatientVersion,
     Sex,
+    SignedVersion,
     StoredEvent,
     StoredSample,
     TreatmentSession,
 )
+from session.numbered import NumberedEvent
+from session.patient_facts import check_weight, facts_of
+from session.patients import find_patient
+from session.writer import BatchWriter
 
 AMENDABLE_FIELDS: tuple[str, ...] = (
     "diagnosis_codes",
@@ -41,18 +58,28 @@ AMENDABLE_FIELDS: tuple[str, ...] = (
     "patient_response",
     "supervising_clinician_id",
     "signed_by_id",
+    "cosigned_by_id",
     "abn_status",
     "regions",
+    "decompression",
+    "visit_timed_minutes",
+    "visit_treatment_minutes",
+    "same_day_codes",
 )
 """Documentation fields that may be completed or corrected after the session, by amendment only."""
 
-_Rows = TypeVar("_Rows", StoredSample, StoredEvent)
+MAX_VISIT_MINUTES = 720
+"""Visit minutes above a twelve-hour day are a typing error, not a visit."""
+
+MAX_LIST_ITEMS = 12
+"""An 837P claim carries at most twelve diagnoses; no documentation list needs more."""
+CPT_CODE = re.compile(r"[0-9A-Z]{5}")
+
+_SESSIONS: sa.Table = TreatmentSession.__table__  # type: ignore[attr-defined]
+_SAMPLES: sa.Table = StoredSample.__table__  # type: ignore[attr-defined]
+_EVENTS: sa.Table = StoredEvent.__table__  # type: ignore[attr-defined]
 
 INTERRUPTED_REASON = "recording ended before the session finished (process ended or power lost)"
-
-
-class StoreError(Exception):
-    """A request the store refuses; the message names the record, the field and the rule."""
 
 
 @dataclass(frozen=True)
@@ -70,27 +97,30 @@ class SessionContext:
     patient_position: str | None = None
     pull_angle_deg: float | None = None
     abn_status: AbnStatus | None = None
+    decompression: bool = False
+    simulated: bool = False  # the table is a simulator: the session is never billed
+    workstation_id: str | None = None  # the identity (session.identity) whose process runs it
 
 
-@dataclass(frozen=True)
-class NumberedEvent:
-    """An event with its position in the session's event sequence (events carry no seq of their own)."""
+class SampleRow(NamedTuple):
+    """One stored sample, as read back (see :class:`session.models.StoredSample`)."""
 
     seq: int
-    event: Event
+    t: float
+    target_n: float
+    measured_n: float
+    phase: str
+    cycle: int
 
 
-@dataclass(frozen=True)
-class SessionQuery:
-    """Filters for :meth:`Store.find_sessions`; every field left empty matches everything."""
+class EventRow(NamedTuple):
+    """One stored event, as read back (see :class:`session.models.StoredEvent`)."""
 
-    patient_id: int | None = None
-    clinician_id: int | None = None  # treating or supervising
-    since: datetime | None = None  # started_at >= since
-    until: datetime | None = None  # started_at < until
-    outcome: Outcome | None = None
-    workstation: str | None = None
-    unfinished: bool | None = None
+    seq: int
+    t: float
+    kind: str
+    reason: str
+    data: dict[str, Any]
 
 
 class Store:
@@ -98,6 +128,8 @@ class Store:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        self._writer = BatchWriter(engine)
+        weakref.finalize(self, self._writer.close)
 
     def _session(self) -> Session:
         return Session(self.engine, expire_on_commit=False)
@@ -111,25 +143,38 @@ class Store:
         *,
         sex: Sex = Sex.UNKNOWN,
         contraindications: Sequence[str] = (),
+        precautions: Sequence[str] = (),
         payer_id: str | None = None,
+        by: str = "system",
     ) -> Patient:
+        """Register a patient; their facts become version 1, registered ``by`` that person."""
         if not reference.strip():
             raise StoreError("patient reference must not be empty")
-        if not 0 < body_weight_kg < 700:
-            raise StoreError(
-                f"patient {reference!r}: body_weight_kg {body_weight_kg} must be between 0 and 700"
-            )
+        check_weight(body_weight_kg, f"patient {reference!r}: body_weight")
         patient = Patient(
             reference=reference,
             body_weight_kg=body_weight_kg,
             sex=Sex(sex).value,
-            contraindications=list(contraindications),
+            contraindications=sorted(set(contraindications)),
+            precautions=sorted(set(precautions)),
             payer_id=payer_id,
         )
         with self._session() as db:
             if db.exec(select(Patient).where(Patient.reference == reference)).first():
                 raise StoreError(f"patient reference {reference!r} already exists")
             db.add(patient)
+            db.flush()
+            assert patient.id is not None
+            db.add(
+                PatientVersion(
+                    patient_id=patient.id,
+                    version=1,
+                    at=datetime.now(UTC),
+                    by=by,
+                    why="registered",
+                    facts=facts_of(patient),
+                )
+            )
             db.commit()
             return patient
 
@@ -142,10 +187,7 @@ class Store:
 
     def patient_by_reference(self, reference: str) -> Patient:
         with self._session() as db:
-            patient = db.exec(select(Patient).where(Patient.reference == reference)).first()
-        if patient is None:
-            raise StoreError(f"no patient with reference {reference!r}")
-        return patient
+            return find_patient(db, reference)
 
     def add_clinician(
         self, name: str, credentials: str, discipline: Discipline, npi: str | None = None
@@ -192,6 +234,7 @@ class Store:
             treating_clinician_id=context.treating_clinician_id,
             supervising_clinician_id=context.supervising_clinician_id,
             workstation=context.workstation,
+            workstation_id=context.workstation_id,
             table_label=started.table,
             device_manufacturer=str(device.get("manufacturer", "")),
             device_model=str(device.get("model", "")),
@@ -207,7 +250,14 @@ class Store:
             patient_position=context.patient_position,
             pull_angle_deg=context.pull_angle_deg,
             abn_status=AbnStatus(context.abn_status).value if context.abn_status else None,
-            started_at=_aware(started.wall),
+            # decompression: said by the prescription, the profile, or the table itself
+            decompression=context.decompression
+            or bool(started.profile.get("decompression"))
+            or bool(device.get("decompression")),
+            # a scaled clock only ever drives a simulator, so it marks the session simulated too
+            simulated=context.simulated or started.time_scale != 1.0,
+            time_scale=started.time_scale,
+            started_at=aware(started.wall),
         )
         with self._session() as db:
             existing = db.get(TreatmentSession, started.run_id)
@@ -227,66 +277,23 @@ class Store:
         samples: Sequence[Sample] = (),
         events: Sequence[NumberedEvent] = (),
     ) -> None:
-        """Insert samples and events in one transaction.
+        """Insert samples and events in one transaction (see :mod:`session.writer`).
 
         A row whose (session, seq) is already stored is skipped, so retrying a batch whose commit
         was acknowledged late cannot duplicate or fail; the loop numbers samples uniquely per run.
+        The session row is not touched: its counts are settled by :meth:`finish`.
         """
-        if not samples and not events:
-            return
-        with self.engine.begin() as conn:
-            if samples:
-                conn.execute(
-                    self._insert_ignoring_duplicates(StoredSample),
-                    [
-                        {
-                            "session_id": session_id,
-                            "seq": s.seq,
-                            "t": s.t,
-                            "target_n": s.target_n,
-                            "measured_n": s.measured_n,
-                            "phase": str(s.phase),
-                            "cycle": s.cycle,
-                        }
-                        for s in samples
-                    ],
-                )
-                last_t = max(s.t for s in samples)
-                table = TreatmentSession.__table__  # type: ignore[attr-defined]
-                conn.execute(
-                    sa.update(table)
-                    .where(table.c.id == session_id)
-                    .where(sa.or_(table.c.last_sample_t.is_(None), table.c.last_sample_t < last_t))
-                    .values(last_sample_t=last_t)
-                )
-            if events:
-                conn.execute(
-                    self._insert_ignoring_duplicates(StoredEvent),
-                    [
-                        {
-                            "session_id": session_id,
-                            "seq": n.seq,
-                            "t": n.event.t,
-                            "kind": str(n.event.kind),
-                            "reason": n.event.reason,
-                            "data": _json_safe(n.event.data),
-                        }
-                        for n in events
-                    ],
-                )
+        if samples or events:
+            self._writer.write(session_id, samples, events)
 
-    def _insert_ignoring_duplicates(self, model: type[Any]) -> Any:
-        table = model.__table__
-        if self.engine.dialect.name == "postgresql":
-            return postgresql.insert(table).on_conflict_do_nothing()
-        if self.engine.dialect.name == "sqlite":
-            return sqlite.insert(table).on_conflict_do_nothing()
-        return sa.insert(table)
+    def close(self) -> None:
+        """Give back the connection the writer holds (also done when the store is collected)."""
+        self._writer.close()
 
     def finish(self, finished: Finished) -> TreatmentSession:
         """Record how the session ended; counts come from what is stored, not what was claimed."""
         return self._close(
-            finished.run_id, Outcome(finished.outcome), finished.reason, _aware(finished.wall)
+            finished.run_id, Outcome(finished.outcome), finished.reason, aware(finished.wall)
         )
 
     def _close(
@@ -311,7 +318,8 @@ class Store:
             row.last_sample_t = last_t
             if ended_at is None:
                 elapsed = (last_t if last_t is not None else row.start_t) - row.start_t
-                ended_at = row.started_at + timedelta(seconds=max(0.0, elapsed))
+                real_elapsed = max(0.0, elapsed) / (row.time_scale or 1.0)  # wall time is real
+                ended_at = row.started_at + timedelta(seconds=real_elapsed)
             row.ended_at = ended_at
             row.outcome = outcome.value
             row.outcome_reason = reason
@@ -319,20 +327,43 @@ class Store:
             db.commit()
             return row
 
-    def recover_interrupted(self, workstation: str) -> list[TreatmentSession]:
-        """Mark this workstation's sessions that never finished as interrupted, keeping all they
-        recorded; their end is the wall-clock moment of their last sample.
-
-        Only this workstation's sessions: on a shared server another workstation's open session
-        may be running right now.
-        """
+    def unfinished(self, workstation_id: str) -> list[str]:
+        """Ids of the sessions of this workstation identity that have no outcome yet."""
         with self._session() as db:
-            ids = db.exec(
-                select(TreatmentSession.id)
-                .where(TreatmentSession.workstation == workstation)
-                .where(col(TreatmentSession.outcome).is_(None))
-            ).all()
-        return [self._close(i, Outcome.INTERRUPTED, INTERRUPTED_REASON, None) for i in ids]
+            return list(
+                db.exec(
+                    select(TreatmentSession.id)
+                    .where(TreatmentSession.workstation_id == workstation_id)
+                    .where(col(TreatmentSession.outcome).is_(None))
+                    .order_by(col(TreatmentSession.started_at))
+                ).all()
+            )
+
+    def unfinished_unowned(self, label: str) -> list[str]:
+        """Ids of unfinished sessions written before sessions had owners (no identity), under
+        this workstation label."""
+        with self._session() as db:
+            return list(
+                db.exec(
+                    select(TreatmentSession.id)
+                    .where(TreatmentSession.workstation == label)
+                    .where(col(TreatmentSession.workstation_id).is_(None))
+                    .where(col(TreatmentSession.outcome).is_(None))
+                    .order_by(col(TreatmentSession.started_at))
+                ).all()
+            )
+
+    def interrupt(
+        self, session_id: str, reason: str = INTERRUPTED_REASON
+    ) -> TreatmentSession | None:
+        """Mark a session whose owner is gone as interrupted, keeping all it recorded; its end is
+        the wall-clock moment of its last sample. None if it has an outcome already.
+
+        The caller proves the owner gone (:mod:`session.recovery`); this never decides that.
+        """
+        if self.get_session(session_id).outcome is not None:
+            return None
+        return self._close(session_id, Outcome.INTERRUPTED, reason, None)
 
     def record_seal(self, session_id: str, digest: str, parts: dict[str, Any]) -> TreatmentSession:
         """Store a session's seal once; a seal is never replaced."""
@@ -358,8 +389,13 @@ class Store:
     def amend(
         self, session_id: str, field_name: str, new_value: Any, who: str, why: str
     ) -> Amendment:
-        """Change one documentation field and log it. Amending ``signed_by_id`` signs the note:
-        ``signed_at`` becomes the moment of the amendment."""
+        """Change one documentation field and log it; ``who`` is an authenticated identity (an
+        API user or a configured clinician), never typed-in text.
+
+        Amending ``signed_by_id`` signs the note: ``signed_at`` is the moment of the amendment
+        and the signed fields are kept as a new :class:`SignedVersion`. Amending any other field
+        of a signed note reopens it (the signature is cleared, and logged) until it is signed
+        again. A note is signed only after its session has ended."""
         if field_name not in AMENDABLE_FIELDS:
             raise StoreError(
                 f"session {session_id}: field {field_name!r} cannot be amended; "
@@ -373,15 +409,39 @@ class Store:
             row = db.get(TreatmentSession, session_id)
             if row is None:
                 raise StoreError(f"no session with id {session_id!r}")
-            is_clinician = field_name in ("supervising_clinician_id", "signed_by_id")
+            is_clinician = field_name in _CLINICIAN_FIELDS
             if is_clinician and new_value is not None and db.get(Clinician, new_value) is None:
                 raise StoreError(
                     f"session {session_id}: {field_name} {new_value} is not a known clinician"
                 )
+            signing = field_name == "signed_by_id" and new_value is not None
+            if signing and (row.outcome is None or row.ended_at is None):
+                raise StoreError(
+                    f"session {session_id} has not ended: sign the note after the session finishes"
+                )
+            cosigning = field_name == "cosigned_by_id" and new_value is not None
+            if cosigning:
+                _check_cosigner(db, row, new_value)
+            if field_name != "cosigned_by_id" and row.cosigned_by_id is not None:
+                db.add(
+                    _withdraw(row, "cosigned", who, now,
+                              f"co-signature withdrawn: {field_name} amended; co-sign again")
+                )  # fmt: skip
+            if (
+                field_name not in ("signed_by_id", "cosigned_by_id")
+                and row.signed_by_id is not None
+            ):
+                db.add(
+                    _withdraw(row, "signed", who, now,
+                              f"reopened: {field_name} amended after signing; sign again")
+                )  # fmt: skip
             old_value = getattr(row, field_name)
             setattr(row, field_name, new_value)
             if field_name == "signed_by_id":
-                row.signed_at = now if new_value is not None else None
+                # never before the session's end, whatever the clocks say
+                row.signed_at = max(now, row.ended_at) if signing and row.ended_at else None
+            if field_name == "cosigned_by_id":
+                row.cosigned_at = max(now, row.signed_at) if cosigning and row.signed_at else None
             amendment = Amendment(
                 session_id=session_id,
                 author=who,
@@ -393,8 +453,33 @@ class Store:
             )
             db.add(row)
             db.add(amendment)
+            if signing and row.signed_at is not None:
+                versions = db.exec(
+                    select(sa.func.count()).where(SignedVersion.session_id == session_id)
+                ).one()
+                db.add(
+                    SignedVersion(
+                        session_id=session_id,
+                        version=int(versions) + 1,
+                        signed_by_id=new_value,
+                        signed_at=row.signed_at,
+                        author=who,
+                        fields=_json_safe({name: getattr(row, name) for name in AMENDABLE_FIELDS}),
+                    )
+                )
             db.commit()
             return amendment
+
+    def signed_versions(self, session_id: str) -> list[SignedVersion]:
+        """Every signed version of a session's note, oldest first."""
+        with self._session() as db:
+            return list(
+                db.exec(
+                    select(SignedVersion)
+                    .where(SignedVersion.session_id == session_id)
+                    .order_by(col(SignedVersion.version))
+                ).all()
+            )
 
     def amendments(self, session_id: str) -> list[Amendment]:
         with self._session() as db:
@@ -433,57 +518,78 @@ class Store:
         return ids[0]
 
     def find_sessions(self, query: SessionQuery | None = None) -> list[TreatmentSession]:
-        """Sessions matching every given filter, oldest first."""
-        q = query or SessionQuery()
-        stmt = select(TreatmentSession)
-        if q.patient_id is not None:
-            stmt = stmt.where(TreatmentSession.patient_id == q.patient_id)
-        if q.clinician_id is not None:
-            stmt = stmt.where(
-                sa.or_(
-                    col(TreatmentSession.treating_clinician_id) == q.clinician_id,
-                    col(TreatmentSession.supervising_clinician_id) == q.clinician_id,
-                )
-            )
-        if q.since is not None:
-            stmt = stmt.where(col(TreatmentSession.started_at) >= _aware(q.since))
-        if q.until is not None:
-            stmt = stmt.where(col(TreatmentSession.started_at) < _aware(q.until))
-        if q.outcome is not None:
-            stmt = stmt.where(TreatmentSession.outcome == Outcome(q.outcome).value)
-        if q.workstation is not None:
-            stmt = stmt.where(TreatmentSession.workstation == q.workstation)
-        if q.unfinished is not None:
-            outcome = col(TreatmentSession.outcome)
-            stmt = stmt.where(outcome.is_(None) if q.unfinished else outcome.is_not(None))
+        """Full session rows matching every given filter, oldest first (for a bounded set; a
+        listing uses :meth:`list_sessions`)."""
+        stmt = filtered(select(TreatmentSession), query or SessionQuery(), _SESSIONS)
         stmt = stmt.order_by(col(TreatmentSession.started_at), col(TreatmentSession.id))
         with self._session() as db:
             return list(db.exec(stmt).all())
 
-    def iter_samples(self, session_id: str, batch: int = 2000) -> Iterator[StoredSample]:
-        """A session's samples in sequence order, ``batch`` rows per query (keyset pagination:
-        each page is a short read, memory stays bounded whatever the session's length)."""
-        return self._pages(StoredSample, session_id, batch)
+    def list_sessions(
+        self,
+        query: SessionQuery | None = None,
+        *,
+        limit: int,
+        after: SessionCursor | None = None,
+        newest_first: bool = False,
+    ) -> list[SessionSummary]:
+        """One page of sessions: see :func:`session.listing.list_sessions`."""
+        return listing.list_sessions(
+            self.engine, query, limit=limit, after=after, newest_first=newest_first
+        )
 
-    def iter_events(self, session_id: str, batch: int = 2000) -> Iterator[StoredEvent]:
-        """A session's events in arrival order, paged like :meth:`iter_samples`."""
-        return self._pages(StoredEvent, session_id, batch)
+    def session_ids(self, query: SessionQuery | None = None) -> list[str]:
+        """Ids of the sessions matching every filter, oldest first."""
+        return listing.session_ids(self.engine, query)
 
-    def _pages(self, table: type[_Rows], session_id: str, batch: int) -> Iterator[_Rows]:
-        after = -1
-        while True:
-            with self._session() as db:
-                page = db.exec(
-                    select(table)
-                    .where(table.session_id == session_id)
-                    .where(table.seq > after)
-                    .order_by(col(table.seq))
-                    .limit(batch)
-                ).all()
-            yield from page
-            if len(page) < batch:
-                return
-            after = page[-1].seq
+    def count_sessions(self, query: SessionQuery | None = None) -> int:
+        """How many sessions match every filter (one ``count(*)``)."""
+        return listing.count_sessions(self.engine, query)
+
+    def iter_samples(self, session_id: str, batch: int = 5000) -> Iterator[SampleRow]:
+        """A session's samples in sequence order as plain rows, streamed: memory stays bounded
+        whatever the session's length."""
+        for page in self.iter_sample_pages(session_id, batch):
+            yield from map(SampleRow._make, page)
+
+    def iter_sample_pages(
+        self, session_id: str, batch: int = 5000
+    ) -> Iterator[Sequence[tuple[int, float, float, float, str, int]]]:
+        """The samples of :meth:`iter_samples` as tuples in :class:`SampleRow` order, in pages of
+        up to ``batch`` rows from one query, for readers that work a page at a time (the seal).
+
+        The driver's plain tuples are read directly (a Row per sample would cost more than
+        reading it): SQLite's cursor streams by itself, PostgreSQL's is a server-side cursor."""
+        postgres = self.engine.dialect.name == "postgresql"
+        sql = (
+            "SELECT seq, t, target_n, measured_n, phase, cycle FROM samples "
+            f"WHERE session_id = {'%s' if postgres else '?'} ORDER BY seq"
+        )
+        with self.engine.connect() as conn:
+            driver: Any = conn.connection.driver_connection
+            cursor = driver.cursor(name="session_samples") if postgres else driver.cursor()
+            try:
+                cursor.execute(sql, (session_id,))
+                while page := cursor.fetchmany(batch):
+                    yield page
+            finally:
+                cursor.close()
+
+    def iter_events(self, session_id: str, batch: int = 2000) -> Iterator[EventRow]:
+        """A session's events in arrival order as plain rows."""
+        table = _EVENTS
+        stmt = (
+            sa.select(table.c.seq, table.c.t, table.c.kind, table.c.reason, table.c.data)
+            .where(table.c.session_id == session_id)
+            .order_by(table.c.seq)
+        )
+        for page in self._stream(stmt, batch):
+            yield from map(EventRow._make, page)
+
+    def _stream(self, stmt: sa.Select[Any], batch: int) -> Iterator[Sequence[Any]]:
+        with self.engine.connect() as conn:
+            result = conn.execution_options(yield_per=batch).execute(stmt)
+            yield from result.partitions()
 
     def sample_count(self, session_id: str) -> int:
         with self._session() as db:
@@ -492,11 +598,72 @@ class Store:
             )
 
 
+def _withdraw(row: TreatmentSession, kind: str, who: str, now: datetime, why: str) -> Amendment:
+    """Clear a signature (``kind`` "signed" or "cosigned") and return the amendment that logs it."""
+    field_name = f"{kind}_by_id"
+    amendment = Amendment(
+        session_id=row.id,
+        author=who,
+        at=now,
+        field_name=field_name,
+        old_value=getattr(row, field_name),
+        new_value=None,
+        why=why,
+    )
+    setattr(row, field_name, None)
+    setattr(row, f"{kind}_at", None)
+    return amendment
+
+
+_CLINICIAN_FIELDS = ("supervising_clinician_id", "signed_by_id", "cosigned_by_id")
+
+
+def _check_cosigner(db: Session, row: TreatmentSession, cosigner_id: int) -> None:
+    """A co-signature is the supervising therapist's, on an assistant's signed note, and is a
+    second, distinct signature."""
+    where = f"session {row.id}"
+    treating = db.get(Clinician, row.treating_clinician_id)
+    cosigner = db.get(Clinician, cosigner_id)
+    assert treating is not None and cosigner is not None
+    needed = Discipline(treating.discipline).supervised_by
+    if needed is None:
+        raise StoreError(
+            f"{where}: {treating.name} ({treating.discipline}) is not an assistant; their note "
+            "needs no co-signature"
+        )
+    if row.signed_by_id is None:
+        raise StoreError(f"{where}: the note must be signed before it is co-signed")
+    if cosigner_id == row.signed_by_id:
+        raise StoreError(
+            f"{where}: {cosigner.name} signed the note; the co-signature must be another person's"
+        )
+    if cosigner_id != row.supervising_clinician_id:
+        raise StoreError(
+            f"{where}: only the supervising therapist recorded on the session co-signs "
+            f"(supervising_clinician_id {row.supervising_clinician_id}); amend it first if "
+            "another therapist supervised"
+        )
+    if Discipline(cosigner.discipline) != needed:
+        raise StoreError(
+            f"{where}: a {treating.discipline}'s note is co-signed by a {needed.value}, and "
+            f"{cosigner.name} is {cosigner.discipline}"
+        )
+
+
 def _check_amendment(field_name: str, value: Any) -> Any:
     """Normalise an amendment's new value to the column's type, or refuse it naming the rule."""
-    if field_name in ("diagnosis_codes", "regions"):
+    if field_name in ("diagnosis_codes", "regions", "same_day_codes"):
         if isinstance(value, str) or not all(isinstance(v, str) for v in value):
             raise StoreError(f"{field_name} must be a list of strings, got {value!r}")
+        if len(value) > MAX_LIST_ITEMS:
+            raise StoreError(f"{field_name} has {len(value)} entries; at most {MAX_LIST_ITEMS}")
+        if field_name == "same_day_codes":
+            bad = [v for v in value if not CPT_CODE.fullmatch(v)]
+            if bad:
+                raise StoreError(
+                    f"same_day_codes {bad!r} are not CPT/HCPCS codes (five letters or digits, "
+                    "e.g. 97110)"
+                )
         return list(value)
     if field_name == "abn_status":
         if value is None:
@@ -510,19 +677,27 @@ def _check_amendment(field_name: str, value: Any) -> Any:
         if value is not None and not (isinstance(value, int | float) and -90 <= value <= 90):
             raise StoreError(f"pull_angle_deg {value!r} must be a number of degrees in -90..90")
         return None if value is None else float(value)
-    if field_name in ("supervising_clinician_id", "signed_by_id"):
+    if field_name == "decompression":
+        if not isinstance(value, bool):
+            raise StoreError(f"decompression must be true or false, got {value!r}")
+        return value
+    if field_name in ("visit_timed_minutes", "visit_treatment_minutes"):
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise StoreError(f"{field_name} must be a number of minutes, got {value!r}")
+        if not 0 <= value <= MAX_VISIT_MINUTES:
+            raise StoreError(
+                f"{field_name} {value!r} must be between 0 and {MAX_VISIT_MINUTES} minutes"
+            )
+        return float(value)
+    if field_name in _CLINICIAN_FIELDS:
         if value is not None and not isinstance(value, int):
             raise StoreError(f"{field_name} must be a clinician id (integer), got {value!r}")
         return value
     if value is not None and not isinstance(value, str):
         raise StoreError(f"{field_name} must be text, got {value!r}")
     return value
-
-
-def _aware(moment: datetime) -> datetime:
-    if moment.tzinfo is None:
-        raise StoreError(f"timestamp {moment.isoformat()} has no timezone; record UTC moments")
-    return moment.astimezone(UTC)
 
 
 def _json_safe(value: dict[str, Any]) -> dict[str, Any]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import date
 from decimal import Decimal
 
@@ -57,13 +57,20 @@ def line_row(line: BillingLine) -> dict[str, str]:
     return row
 
 
-def render_csv(lines: Iterable[BillingLine]) -> str:
-    """The lines as CSV text with a header row (RFC 4180 quoting, ``\\r\\n`` line ends)."""
+def render_csv(
+    lines: Sequence[BillingLine], extra: Sequence[Mapping[str, str]] | None = None
+) -> str:
+    """The lines as CSV text with a header row (RFC 4180 quoting, ``\\r\\n`` line ends).
+    ``extra`` holds, per line, columns appended after the standard ones (the same keys on every
+    line): the ledger's claim line id and frequency, or a held line's findings."""
+    extra = extra or [{} for _ in lines]
+    if len(extra) != len(lines):
+        raise ValueError(f"{len(extra)} extra rows for {len(lines)} lines")
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=COLUMNS)
+    writer = csv.DictWriter(buffer, fieldnames=[*COLUMNS, *(extra[0] if extra else {})])
     writer.writeheader()
-    for line in lines:
-        writer.writerow(line_row(line))
+    for line, more in zip(lines, extra, strict=True):
+        writer.writerow({**line_row(line), **more})
     return buffer.getvalue()
 
 

@@ -1,5 +1,5 @@
-"""The documentation as a FHIR R4B collection Bundle: Procedure, Device, force Observations and a
-ChargeItem.
+"""The documentation as a FHIR R4B collection Bundle: Procedure, Device, force Observations, a
+ChargeItem and, for a billed session, a Claim whose item carries the code and its modifiers.
 
 ``fhir.resources.R4B`` checks structure (required and unknown fields, types) but not code values: a
 Procedure with ``status="bogus"`` passes it. :func:`check_codes` is this project's check of the
@@ -26,6 +26,16 @@ NPI = "http://hl7.org/fhir/sid/us-npi"
 OBS_CATEGORY = "http://terminology.hl7.org/CodeSystem/observation-category"
 PATIENT_REF_SYSTEM = "urn:traction:patient-ref"
 MEASURES = "urn:traction:measure"
+CLAIM_TYPE = "http://terminology.hl7.org/CodeSystem/claim-type"
+PRIORITY = "http://terminology.hl7.org/CodeSystem/processpriority"
+PLACE_OF_SERVICE = (
+    "https://www.cms.gov/Medicare/Coding/place-of-service-codes/Place_of_Service_Code_Set"
+)
+SIMULATED_TAG = {
+    "system": "urn:traction:flag",
+    "code": "simulated",
+    "display": "Simulated session: a rehearsal, never billed",
+}
 BODY_SITES = {
     Region.CERVICAL: ("122494005", "Cervical spine"),
     Region.LUMBAR: ("122496007", "Lumbar spine"),
@@ -149,7 +159,15 @@ def build_bundle(doc: Documentation, line: BillingLine | None = None) -> dict[st
             for r in doc.regions
         ],
         "usedReference": [{"reference": f"Device/{sid}-device"}],
-        "note": [{"text": t} for t in (doc.medical_necessity, doc.patient_response) if t],
+        "note": [
+            {"text": t}
+            for t in (
+                "SIMULATED session on a simulated table: never billed" if doc.simulated else None,
+                doc.medical_necessity,
+                doc.patient_response,
+            )
+            if t
+        ],
     }
     if reasons:
         procedure["reasonCode"] = reasons
@@ -185,10 +203,9 @@ def build_bundle(doc: Documentation, line: BillingLine | None = None) -> dict[st
         "resourceType": "ChargeItem",
         "id": f"{sid}-charge",
         "status": "billable" if line else "not-billable",
-        "code": {
-            "coding": [{"system": CPT, "code": code}]
-            + [{"system": HCPCS, "code": m} for m in (line.modifiers if line else ())]
-        },
+        # one coding: codings in a CodeableConcept are alternatives, so a modifier here would
+        # read as another name for the charge; modifiers go on the Claim item
+        "code": {"coding": [{"system": CPT, "code": code}]},
         "subject": _subject(doc),
         "occurrencePeriod": _period(doc),
         "quantity": {"value": line.units if line else 1},
@@ -201,8 +218,9 @@ def build_bundle(doc: Documentation, line: BillingLine | None = None) -> dict[st
         {k: v for k, v in device.items() if v is not None},
         *observations,
         charge,
+        *([_claim(doc, line)] if line else []),
     ]
-    return {
+    bundle: dict[str, Any] = {
         "resourceType": "Bundle",
         "type": "collection",
         "timestamp": (doc.ended_at or doc.started_at).isoformat(),
@@ -210,6 +228,55 @@ def build_bundle(doc: Documentation, line: BillingLine | None = None) -> dict[st
             {"fullUrl": f"urn:traction:{r['resourceType']}/{r['id']}", "resource": r}
             for r in resources
         ],
+    }
+    if doc.simulated:
+        # a rehearsal on a simulated table: tagged, and its charge is never billable
+        bundle["meta"] = {"tag": [SIMULATED_TAG]}
+        for r in resources:
+            r["meta"] = {"tag": [SIMULATED_TAG]}
+    return bundle
+
+
+def _claim(doc: Documentation, line: BillingLine) -> dict[str, Any]:
+    """The billed line as a Claim: ``item.productOrService`` is the code, ``item.modifier`` the
+    modifiers (GP, KX, ...), each its own CodeableConcept, as FHIR places them."""
+    total = {"value": float(line.charge * line.units), "currency": "USD"}
+    return {
+        "resourceType": "Claim",
+        "id": f"{doc.session_id}-claim",
+        "status": "active",
+        "type": {"coding": [{"system": CLAIM_TYPE, "code": "professional"}]},
+        "use": "claim",
+        "patient": _subject(doc),
+        "created": (doc.ended_at or doc.started_at).isoformat(),
+        "provider": _practitioner(doc.treating.name, line.rendering_npi or doc.treating.npi),
+        "priority": {"coding": [{"system": PRIORITY, "code": "normal"}]},
+        "diagnosis": [
+            {
+                "sequence": n,
+                "diagnosisCodeableConcept": {"coding": [{"system": ICD10CM, "code": code}]},
+            }
+            for n, code in enumerate(line.diagnoses, start=1)
+        ],
+        "insurance": [
+            {"sequence": 1, "focal": True, "coverage": {"display": f"payer {doc.payer or '-'}"}}
+        ],
+        "item": [
+            {
+                "sequence": 1,
+                "diagnosisSequence": list(line.dx_pointers),
+                "productOrService": {"coding": [{"system": CPT, "code": line.cpt_code}]},
+                "modifier": [{"coding": [{"system": HCPCS, "code": m}]} for m in line.modifiers],
+                "servicedDate": line.date_of_service.isoformat(),
+                "locationCodeableConcept": {
+                    "coding": [{"system": PLACE_OF_SERVICE, "code": line.place_of_service}]
+                },
+                "quantity": {"value": line.units},
+                "unitPrice": {"value": float(line.charge), "currency": "USD"},
+                "net": total,
+            }
+        ],
+        "total": total,
     }
 
 
@@ -236,18 +303,23 @@ def check_codes(bundle: dict[str, Any]) -> list[str]:
             problems.append(f"{where}.status {r.get('status')!r} is not one of {sorted(allowed)}")
         if kind in ("Procedure", "ChargeItem"):
             codes = _codes(r["code"])
-            cpt = [c for s, c in codes if s == CPT]
-            if cpt not in (["97012"], ["S9090"]):
+            if codes not in ([(CPT, "97012")], [(CPT, "S9090")]):
                 problems.append(
-                    f"{where}.code needs one CPT/HCPCS code 97012 or S9090 in {CPT}, got {codes}"
+                    f"{where}.code must be exactly one code, 97012 or S9090 in {CPT} (a "
+                    f"modifier is not an alternative coding of the charge), got {codes}"
                 )
-            for system, code in codes:
-                if system not in (CPT, HCPCS):
-                    problems.append(f"{where}.code system {system!r} is neither CPT nor HCPCS")
-                if system == HCPCS and code not in MODIFIERS:
-                    problems.append(
-                        f"{where}.code modifier {code!r} is not one of {sorted(MODIFIERS)}"
-                    )
+        if kind == "Claim":
+            for item in r.get("item", []):
+                codes = _codes(item["productOrService"])
+                if codes not in ([(CPT, "97012")], [(CPT, "S9090")]):
+                    problems.append(f"{where}.item.productOrService must be 97012 or S9090")
+                for modifier in item.get("modifier", []):
+                    for system, code in _codes(modifier):
+                        if system != HCPCS or code not in MODIFIERS:
+                            problems.append(
+                                f"{where}.item.modifier {system}|{code} is not one of "
+                                f"{sorted(MODIFIERS)} in {HCPCS}"
+                            )
         if kind == "Procedure":
             for site in r.get("bodySite", []):
                 for system, code in _codes(site):

@@ -1,6 +1,6 @@
 """The documentation as JSON, validated against the published, versioned schema.
 
-The schema file ``session/schemas/documentation-v1.json`` is generated from the model
+The schema file ``session/schemas/documentation-v2.json`` is generated from the model
 (:func:`schema`) and committed; a test keeps the two identical, so a change to the model that changes
 the schema fails until the schema version is raised.
 """
@@ -16,18 +16,18 @@ import jsonschema
 
 from session.documentation import Documentation
 
-SCHEMA_ID = "https://traction.invalid/schemas/documentation-v1.json"
-SCHEMA_FILE = "documentation-v1.json"
+SCHEMA_ID = "https://traction.invalid/schemas/documentation-v2.json"
+SCHEMA_FILE = "documentation-v2.json"
 
 
 def schema() -> dict[str, Any]:
-    """The JSON Schema of documentation v1, as the model defines it."""
+    """The JSON Schema of documentation v2, as the model defines it."""
     generated = Documentation.model_json_schema(mode="serialization")
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "$id": SCHEMA_ID,
         **generated,
-        "title": "CPT 97012 mechanical traction session documentation, version 1",
+        "title": "CPT 97012 mechanical traction session documentation, version 2",
     }
 
 

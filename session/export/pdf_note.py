@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Iterable
-from dataclasses import dataclass
+from datetime import UTC
 from pathlib import Path
 from typing import BinaryIO
 
@@ -32,42 +32,13 @@ from reportlab.platypus import (  # noqa: E402
 )
 
 from devices.units import from_newtons  # noqa: E402
-from session.documentation import Documentation, SampleLike  # noqa: E402
+from session.documentation import Documentation  # noqa: E402
+from session.facts import PLOT_BUCKETS, Bucket, SampleLike, reduce_for_plot  # noqa: E402
+from session.localtime import local_time  # noqa: E402
 
-PLOT_BUCKETS = 600
+__all__ = ["PLOT_BUCKETS", "Bucket", "plot_png", "reduce_for_plot", "render_pdf", "write_note"]
+
 TRIP_KINDS = ("trip", "stop_switch", "fault", "link_lost")
-
-
-@dataclass
-class Bucket:
-    t_min: float
-    t_max: float
-    lo: float
-    hi: float
-    target_lo: float
-    target_hi: float
-    paused: bool
-
-
-def reduce_for_plot(
-    samples: Iterable[SampleLike], t0: float, span_s: float, buckets: int = PLOT_BUCKETS
-) -> list[Bucket]:
-    """One pass over the samples: per time bucket, the min and max of measured and target force (N).
-    Peaks survive because the max of every bucket is kept; memory is bounded by ``buckets``."""
-    width = max(span_s, 1e-9) / buckets
-    out: dict[int, Bucket] = {}
-    for s in samples:
-        i = min(buckets - 1, max(0, int((s.t - t0) / width)))
-        b = out.get(i)
-        paused = str(s.phase) == "paused"
-        if b is None:
-            out[i] = Bucket(s.t, s.t, s.measured_n, s.measured_n, s.target_n, s.target_n, paused)
-        else:
-            b.t_min, b.t_max = min(b.t_min, s.t), max(b.t_max, s.t)
-            b.lo, b.hi = min(b.lo, s.measured_n), max(b.hi, s.measured_n)
-            b.target_lo, b.target_hi = min(b.target_lo, s.target_n), max(b.target_hi, s.target_n)
-            b.paused = b.paused or paused
-    return [out[i] for i in sorted(out)]
 
 
 def plot_png(doc: Documentation, buckets: list[Bucket], t0: float) -> bytes:
@@ -148,8 +119,19 @@ def _rows(doc: Documentation) -> list[tuple[str, str]]:
         return "-" if v is None else f"{v:g}{suffix}"
 
     sup = doc.supervising
+    zone = doc.started_at.tzinfo or UTC  # documentation is built in the clinic's time zone
     return [
         ("Date of service", doc.date_of_service.isoformat()),
+        (
+            "Started / ended",
+            f"{local_time(doc.started_at, zone)} / "
+            + (local_time(doc.ended_at, zone) if doc.ended_at else "-")
+            + (
+                f" (wall clock; session time ran x{doc.time_scale:g}: SIMULATED)"
+                if doc.simulated
+                else ""
+            ),
+        ),
         ("Patient", doc.patient_ref),
         (
             "Intervention",
@@ -177,7 +159,7 @@ def _rows(doc: Documentation) -> list[tuple[str, str]]:
             "Delivered",
             f"{d.treatment_minutes:g} min treatment ({d.elapsed_minutes:g} min elapsed, {d.paused_s:g} s paused), "
             f"{d.time_at_target_s:g} s at target (within {d.target_tolerance:g} {u}), peak {f(d.peak_hold_force, ' ' + u)}, "
-            f"mean {f(d.mean_hold_force, ' ' + u)} in hold, {d.cycles} cycles, {d.sample_count} samples",
+            f"mean {f(d.mean_hold_force, ' ' + u)} in hold, {d.cycles_summary or str(d.cycles) + ' cycles'}, {d.sample_count} samples",
         ),
         (
             "Visit minutes",
@@ -211,7 +193,7 @@ def _rows(doc: Documentation) -> list[tuple[str, str]]:
         (
             "Amendments",
             "; ".join(
-                f"{a.at:%Y-%m-%d %H:%M} {a.by}: {a.field} - {a.reason}" for a in doc.amendments
+                f"{local_time(a.at, zone)} {a.by}: {a.field} - {a.reason}" for a in doc.amendments
             )
             or "none",
         ),
@@ -223,11 +205,22 @@ def _rows(doc: Documentation) -> list[tuple[str, str]]:
         ),
         (
             "Signature",
-            f"{doc.signature.name}, {doc.signature.credentials}, {doc.signature.signed_at:%Y-%m-%d %H:%M %Z}"
+            f"{doc.signature.name}, {doc.signature.credentials}, "
+            f"{local_time(doc.signature.signed_at, zone)}"
             if doc.signature
             else "UNSIGNED",
         ),
-    ]
+    ] + (
+        [
+            (
+                "Co-signature",
+                f"{doc.cosignature.name}, {doc.cosignature.credentials}, "
+                f"{local_time(doc.cosignature.signed_at, zone)}",
+            )
+        ]
+        if doc.cosignature
+        else []
+    )
 
 
 def render_pdf(
@@ -250,10 +243,29 @@ def render_pdf(
             yield from iterator
 
         buckets = reduce_for_plot(chained(), start, span)
+    write_note(doc, buckets, out, start)
+
+
+def write_note(
+    doc: Documentation, buckets: list[Bucket], out: str | Path | BinaryIO, t0: float
+) -> None:
+    """Write the note with a plot already reduced (a sealed session's stored facts)."""
+    start = t0
     styles = getSampleStyleSheet()
     cell = styles["BodyText"].clone("cell", fontSize=8.5, leading=10.5)
     story: list[object] = [
         Paragraph("Mechanical traction (CPT 97012): treatment note", styles["Title"]),
+        *(
+            [
+                Paragraph(
+                    f"SIMULATED SESSION (x{doc.time_scale:g} time): a rehearsal on a simulated "
+                    "table, not a treatment. Never billed.",
+                    styles["Heading2"],
+                )
+            ]
+            if doc.simulated
+            else []
+        ),
         Spacer(1, 4),
     ]
     table = Table(

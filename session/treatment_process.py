@@ -1,0 +1,375 @@
+"""The treatment process: one session's control loop in a process of its own.
+
+The workstation starts ``python -m session.treatment_process`` (:mod:`session.treatment_proxy`)
+with the session's journal already made and locked, on an inherited descriptor, and writes one
+:class:`Order` line on its stdin. This process then holds the table connection (opened here from
+the table's URL), the profile, the supervisor and the heartbeat, and nothing else: no database, no
+HTTP, no views, so no export, query or bug elsewhere can delay a tick or take the session with it.
+
+Channel, one JSON line per message. In (stdin): ``{"op": "pause" | "resume" | "stop" | "release"
+| "warn" | "settings", ...}``. Out (stdout): every record as its journal line
+(:func:`session.journal.encode`, events numbered), ``{"k": "reply", "id", "violations"}`` for a
+settings change, and ``{"k": "refused" | "error", ...}`` when nothing could start.
+
+Records are journalled here (fsync at the flush interval), so the journal is written by the
+process that is running the table whatever happens to the workstation. The flock on the journal
+is shared with the parent (one open file, two descriptors): the session's lease is held while
+either process lives. If stdin reaches its end (the parent is gone), the session ends with a
+controlled stop and release; the journal stays for the next start's recovery.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import json
+import os
+import pickle
+import resource
+import signal
+import sys
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import structlog
+
+from devices.clock import ScaledClock
+from devices.contract import StopKind
+from devices.errors import TractionError
+from devices.limits import PatientFacts, SafetyLimits
+from devices.loop import ControlLoop, StartRefused
+from devices.opening import open_device
+from devices.profiles import ForceProfile
+from devices.records import Event, EventKind, Finished, Record, Sample
+from devices.stream import Stream
+from devices.units import ForceUnit
+from session.journal import MAX_LINE_BYTES, Item, JournalWriter, encode
+from session.numbered import NumberedEvent
+
+log = structlog.get_logger(__name__)
+
+T = TypeVar("T")
+
+MIN_MEMORY_LIMIT = 256 * 1024 * 1024  # the interpreter and its libraries need about this much
+OUTBOX_LIMIT = 4 * 1024 * 1024  # a parent this far behind gets no samples (they are journalled)
+DRAIN_S = 5.0
+EXIT_REFUSED = 3
+EXIT_ERROR = 1
+
+
+def pack(value: object) -> str:
+    """A typed value (profile, limits, patient facts) for the order line. Pickled: both ends run
+    this same code, the pipe is private to them, and the values arrive exactly as checked."""
+    return base64.b64encode(pickle.dumps(value)).decode()
+
+
+def unpack(text: str, kind: type[T]) -> T:
+    value = pickle.loads(base64.b64decode(text))  # noqa: S301 - our own parent, a private pipe
+    if not isinstance(value, kind):
+        raise TypeError(f"expected {kind.__name__}, got {type(value).__name__}")
+    return value
+
+
+@dataclass(frozen=True)
+class Order:
+    """Everything the treatment process needs, as JSON (it shares no memory with its parent)."""
+
+    wire_url: str  # the table's own URL (a sim:// table's simulator is the parent's)
+    run_id: str
+    profile: str  # packed ForceProfile
+    patient: str  # packed PatientFacts
+    limits: str  # packed SafetyLimits
+    journal_path: str
+    journal_fd: int
+    time_scale: float = 1.0
+    tick_hz: float | None = None
+    operator_confirmed: bool = False
+    flush_interval: float = 0.25
+    label: str | None = None
+    unit: str = ForceUnit.LBF.value
+    extra: dict[str, Any] = field(default_factory=dict)
+    memory_limit_bytes: int = 1024**3
+    niceness: int = -10
+
+    def to_line(self) -> bytes:
+        return json.dumps(asdict(self), default=str, separators=(",", ":")).encode() + b"\n"
+
+    @classmethod
+    def from_line(cls, line: bytes) -> Order:
+        return cls(**json.loads(line))
+
+
+def isolate(memory_limit_bytes: int, niceness: int) -> None:
+    """Cap this process's address space, and run ahead of the workstation's other work where
+    the system allows it (an unprivileged process keeps its priority: that is not an error)."""
+    limit = max(memory_limit_bytes, MIN_MEMORY_LIMIT)
+    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    with contextlib.suppress(PermissionError):
+        os.nice(niceness)
+
+
+class Outbox:
+    """Sends each record to the parent without ever waiting for it. A parent that stops reading
+    (busy, or gone) gets no more samples until it catches up; events and the start and end of the
+    session are always queued. Everything is in the journal regardless."""
+
+    def __init__(self, writer: asyncio.StreamWriter) -> None:
+        self._writer = writer
+        self.dropped = 0
+
+    def send(self, line: bytes, droppable: bool = False) -> None:
+        transport = self._writer.transport
+        if transport.is_closing():
+            return
+        if droppable and transport.get_write_buffer_size() > OUTBOX_LIMIT:
+            self.dropped += 1
+            return
+        self._writer.write(line)
+
+    def send_doc(self, doc: dict[str, Any]) -> None:
+        self.send(json.dumps(doc, default=str, separators=(",", ":")).encode() + b"\n")
+
+    async def close(self) -> None:
+        """Hand the parent what is queued (bounded: a parent that is gone reads nothing)."""
+        with contextlib.suppress(Exception):
+            async with asyncio.timeout(DRAIN_S):
+                await self._writer.drain()
+        self._writer.close()
+
+
+class Journaller:
+    """The stream's subscriber in the treatment process: numbers events, queues every record for
+    the journal and the parent, and puts the journal on disk at least every ``interval`` seconds.
+    A journal that cannot be written stops the session (controlled): nothing unrecorded runs."""
+
+    def __init__(self, journal: JournalWriter, interval: float, outbox: Outbox) -> None:
+        self._journal = journal
+        self._interval = interval
+        self._outbox = outbox
+        self._seq = 0
+        self._wake = asyncio.Event()
+        self._closing = False
+        self._failed = False
+        self.short = False  # closed with records that never reached the disk
+        self.stop_session: Callable[[StopKind, str], None] | None = None  # the loop's, once made
+
+    def deliver(self, record: Record) -> None:
+        item: Item
+        if isinstance(record, Event):
+            item = NumberedEvent(self._seq, record)
+            self._seq += 1
+        else:
+            item = record
+        self._journal.append(item)
+        self._outbox.send(encode(item), droppable=isinstance(record, Sample))
+        if isinstance(record, Finished):
+            self._wake.set()
+
+    async def run(self) -> None:
+        """Write what is queued at every interval (or at once for ``Finished``); once closing,
+        until nothing is left, however much was queued while a write was under way."""
+        while True:
+            if not self._closing:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), self._interval)
+            self._wake.clear()
+            data = self._journal.take()
+            if not data:
+                if self._closing:
+                    return
+                continue
+            try:
+                await asyncio.to_thread(self._journal.write, data)
+            except Exception as exc:  # a full disk, or no memory left for the writing thread
+                self._journal.put_back(data)
+                if not self._failed and self.stop_session is not None:
+                    reason = f"the session's journal cannot be written: {exc}"
+                    log.error(reason)
+                    self.stop_session(StopKind.CONTROLLED, f"{reason}; stopping so nothing is lost")
+                self._failed = True
+                if self._closing:
+                    self.short = True  # the exit status says so: the parent recovers the rest
+                    return
+                await asyncio.sleep(self._interval)
+
+    async def close(self, task: asyncio.Task[None]) -> None:
+        """Write what is queued and stop."""
+        self._closing = True
+        self._wake.set()
+        await task
+
+
+def _private_channel() -> int:
+    """Take stdout for the channel alone: a descriptor of its own, and fd 1 pointed at stderr,
+    so that no log line or stray print can ever land in the middle of the records."""
+    channel = os.dup(1)
+    os.dup2(2, 1)
+    return channel
+
+
+async def _pipes(channel: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader(limit=MAX_LINE_BYTES)
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+    transport, protocol = await loop.connect_write_pipe(
+        asyncio.streams.FlowControlMixin, os.fdopen(channel, "wb", buffering=0)
+    )
+    writer = asyncio.StreamWriter(transport, protocol, None, loop)
+    return reader, writer
+
+
+async def _obey(
+    reader: asyncio.StreamReader, loop: ControlLoop, stream: Stream, outbox: Outbox
+) -> None:
+    """Carry out the parent's commands; at the end of stdin (the parent is gone) stop. If the
+    channel itself fails (out of memory, say), the operator's controls no longer reach the table:
+    release it."""
+    try:
+        await _commands(reader, loop, stream, outbox)
+    except Exception as exc:
+        loop.release(f"the command channel failed ({type(exc).__name__}: {exc}): released")
+
+
+async def _commands(
+    reader: asyncio.StreamReader, loop: ControlLoop, stream: Stream, outbox: Outbox
+) -> None:
+    while True:
+        try:
+            line = await reader.readline()
+        except (ValueError, OSError) as exc:  # a line too long, or the pipe broke
+            log.error("command channel failed", error=str(exc))
+            line = b""
+        if not line.endswith(b"\n"):
+            loop.stop("the workstation process ended: controlled stop")
+            return
+        try:
+            command = json.loads(line)
+            op = command["op"]
+            reason = str(command.get("reason") or f"operator {op}")
+        except (ValueError, KeyError, TypeError) as exc:
+            log.error("unreadable command ignored", error=str(exc))
+            continue
+        if op == "pause":
+            loop.pause(reason)
+        elif op == "resume":
+            loop.resume(reason)
+        elif op == "stop":
+            loop.stop(reason)
+        elif op == "release":
+            loop.release(reason)
+        elif op == "warn":
+            data = dict(command.get("data") or {})
+            stream.publish(Event(loop.run_id, loop.clock.now(), EventKind.WARNING, reason, data))
+        elif op == "settings":
+            try:
+                profile = unpack(command["profile"], ForceProfile)
+                violations = loop.update_profile(
+                    profile, bool(command.get("operator_confirmed")), reason
+                )
+                doc = {
+                    "k": "reply",
+                    "id": command.get("id"),
+                    "violations": [v.to_dict() for v in violations],
+                }
+            except (TractionError, KeyError, TypeError, ValueError, pickle.PickleError) as exc:
+                doc = {"k": "reply", "id": command.get("id"), "error": str(exc)}
+            outbox.send_doc(doc)
+        else:
+            log.error("unknown command ignored", op=op)
+
+
+async def serve(order: Order, channel: int) -> int:
+    """Run the ordered session to its end, records out on ``channel``; the exit status."""
+    reader, writer = await _pipes(channel)
+    outbox = Outbox(writer)
+    clock = ScaledClock(order.time_scale)
+    journal = JournalWriter(Path(order.journal_path), order.journal_fd)
+    stream = Stream()
+    journaller = Journaller(journal, order.flush_interval, outbox)
+    writing = asyncio.create_task(journaller.run(), name="journal")
+    status = 0
+    try:
+        table = open_device(order.wire_url, clock)
+        loop = ControlLoop(
+            table,
+            unpack(order.profile, ForceProfile),
+            patient=unpack(order.patient, PatientFacts),
+            limits=unpack(order.limits, SafetyLimits),
+            clock=clock,
+            stream=stream,
+            tick_hz=order.tick_hz,
+            operator_confirmed=order.operator_confirmed,
+            run_id=order.run_id,
+            extra=order.extra,
+            label=order.label,
+            unit=ForceUnit(order.unit),
+        )
+        await table.connect()
+    except TractionError as exc:
+        outbox.send_doc({"k": "error", "message": str(exc)})
+        await journaller.close(writing)
+        await outbox.close()
+        return EXIT_ERROR
+    stream.subscribe(journaller)
+    journaller.stop_session = loop.request_stop
+    running = asyncio.get_running_loop()
+    running.add_signal_handler(
+        signal.SIGTERM, lambda: loop.release("treatment process terminated (SIGTERM)")
+    )
+    commands = asyncio.create_task(_obey(reader, loop, stream, outbox), name="commands")
+    try:
+        await loop.run()
+    except StartRefused as refused:
+        outbox.send_doc(
+            {
+                "k": "refused",
+                "reasons": refused.reasons,
+                "violations": [v.to_dict() for v in refused.violations],
+            }
+        )
+        status = EXIT_REFUSED
+    except TractionError as exc:  # before the start: nothing moved
+        outbox.send_doc({"k": "error", "message": str(exc)})
+        status = EXIT_ERROR
+    finally:
+        commands.cancel()
+        await journaller.close(writing)
+        with contextlib.suppress(Exception):
+            await table.close()
+        await outbox.close()
+    return EXIT_ERROR if journaller.short else status
+
+
+def _read_order() -> Order:
+    """The first line of stdin, read without buffering past it (the rest are commands)."""
+    data = bytearray()
+    while not data.endswith(b"\n"):
+        chunk = os.read(0, 1)
+        if not chunk:
+            raise SystemExit("no order on stdin")
+        data += chunk
+        if len(data) > MAX_LINE_BYTES:
+            raise SystemExit("order line too long")
+    return Order.from_line(bytes(data))
+
+
+def main() -> int:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent relays Ctrl-C as stop or release
+    channel = _private_channel()
+    order = _read_order()
+    isolate(order.memory_limit_bytes, order.niceness)
+    runner = asyncio.Runner()
+    try:
+        return runner.run(serve(order, channel))
+    finally:
+        try:
+            runner.close()
+        except Exception as exc:  # out of memory, say: the journal is written, nothing is lost
+            log.error("treatment process wind-down failed", error=f"{type(exc).__name__}: {exc}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
