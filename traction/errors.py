@@ -9,9 +9,13 @@ import typer
 from rich.console import Console
 
 from devices.errors import ConfigError, TableError, TractionError
-from session.db import SchemaError
-from session.documentation import DocumentationError
-from session.store import StoreError
+from session.errors import (
+    DocumentationError,
+    IdentityError,
+    SchemaError,
+    StoreError,
+    TableLocked,
+)
 from traction.exitcodes import Exit
 
 _stderr = Console(stderr=True)
@@ -25,12 +29,15 @@ def friendly_errors() -> Iterator[None]:
     except ConfigError as exc:
         _stderr.print(f"[red]error:[/] {exc}")
         raise typer.Exit(Exit.USAGE) from None
+    except TableLocked as exc:
+        _stderr.print(f"[red]locked:[/] {exc}")
+        raise typer.Exit(Exit.REFUSED) from None
     except TableError as exc:
         _stderr.print(
             f"[red]table error:[/] {exc}\nCheck the cable, address and power, then retry."
         )
         raise typer.Exit(Exit.TABLE) from None
-    except (SchemaError, StoreError, DocumentationError) as exc:
+    except (SchemaError, StoreError, DocumentationError, IdentityError) as exc:
         _stderr.print(f"[red]error:[/] {exc}")
         raise typer.Exit(Exit.USAGE) from None
     except TractionError as exc:

@@ -14,3 +14,5 @@ class Exit(enum.IntEnum):
     TABLE = 5  # the table could not be reached or answered with an error
     INTEGRITY = 6  # a sealed session no longer matches its seal
     STOPPED = 7  # the operator stopped the session before it completed
+    NOTHING = 8  # nothing to act on: e.g. no sealed session to verify
+    HELD = 9  # an export held something back from billing (blocking findings or simulated)

@@ -3,9 +3,23 @@
 from __future__ import annotations
 
 import logging
+import re
 import sys
 
 import structlog
+
+TOKEN = re.compile(r"trk_[A-Za-z0-9_-]{8,}")
+
+
+def redact_tokens(
+    logger: object, method: str, event: structlog.typing.EventDict
+) -> structlog.typing.EventDict:
+    """No bearer token reaches a log line, whoever wrote the line (a library's message, an
+    exception's text): each becomes ``trk_[redacted]``."""
+    for key, value in event.items():
+        if isinstance(value, str) and "trk_" in value:
+            event[key] = TOKEN.sub("trk_[redacted]", value)
+    return event
 
 
 def configure_logging(level: str = "info", json: bool = False) -> None:
@@ -19,6 +33,7 @@ def configure_logging(level: str = "info", json: bool = False) -> None:
         else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
     )
     shared: list[structlog.typing.Processor] = [
+        redact_tokens,
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),

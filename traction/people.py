@@ -29,19 +29,40 @@ def check_new_patient(
     payer_id: str | None,
     limits: SafetyLimits,
     payers: Mapping[str, Payer],
+    precautions: Sequence[str] = (),
 ) -> None:
-    known = sorted([*limits.contraindications, *limits.precautions])
-    for i, key in enumerate(contraindications):
-        if key not in known:
-            raise PatientFieldError(
-                ("contraindications", i),
-                f"{key!r} is not a contraindication or precaution in the safety limits; "
-                f"known: {', '.join(known)}",
-                key,
-            )
+    check_flags(contraindications, precautions, limits)
     if payer_id is not None and payer_id not in payers:
         raise PatientFieldError(
             ("payer_id",),
             f"{payer_id!r} is not a payer in configs/payers.toml; known: {', '.join(sorted(payers))}",
             payer_id,
         )
+
+
+def check_flags(
+    contraindications: Sequence[str], precautions: Sequence[str], limits: SafetyLimits
+) -> None:
+    """Each key is known, and entered in its own list: a contraindication blocks treatment, a
+    precaution only warns, so mixing them up changes what the safety check does."""
+    groups = (
+        ("contraindications", contraindications, limits.contraindications, limits.precautions),
+        ("precautions", precautions, limits.precautions, limits.contraindications),
+    )
+    for name, keys, own, other in groups:
+        for i, key in enumerate(keys):
+            if key in own:
+                continue
+            if key in other:
+                kind = "precaution" if name == "contraindications" else "contraindication"
+                raise PatientFieldError(
+                    (name, i),
+                    f"{key!r} is a {kind} in the safety limits; enter it under {kind}s, not {name}",
+                    key,
+                )
+            raise PatientFieldError(
+                (name, i),
+                f"{key!r} is not one of the {name} in the safety limits; known: "
+                f"{', '.join(sorted(own))}",
+                key,
+            )

@@ -1,18 +1,21 @@
 """The workstation service: every configured table open, treatments running in the background.
 
-One object owns what the HTTP API drives: the session database (migrated and checked at start, and
-this workstation's interrupted sessions recovered), one connected table per configured table (sim://
-tables get their simulator on a clock running ``settings.sim_time_scale`` times faster), and at most
-one running treatment per table, several tables at once. A start is checked against the safety
-limits first and refused with every violation. Views listen through a :class:`LatestQueue` each, so
-a slow screen never slows a table. On close every running treatment is released at once and awaited
-(so each is recorded and sealed), then the tables are closed.
+One object owns what the HTTP API drives: the session database (created if empty, checked at start,
+and this workstation's sessions whose process is gone recovered), one connected table per
+configured table (sim:// tables get their simulator on a clock running ``settings.sim_time_scale``
+times faster), and at most one running treatment per table, several tables at once, each in a
+treatment process of its own (:mod:`session.treatment_process`), so no request, export or bug here
+can delay its ticks. A start is checked against the safety limits first and refused with every
+violation. Views listen through a :class:`LatestQueue` each, so a slow screen never slows a table.
+On close every running treatment is released at once and awaited (so each is recorded and sealed),
+then the tables are closed.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import NoReturn
@@ -22,7 +25,7 @@ from sqlmodel import Session, col, select
 
 from devices.clock import ScaledClock
 from devices.contract import DeviceInfo, TableState
-from devices.errors import TractionError
+from devices.errors import TableError, TractionError
 from devices.limits import SafetyLimits, Violation, blocking, load_limits, validate
 from devices.loop import StartRefused
 from devices.profiles import ForceProfile
@@ -30,11 +33,14 @@ from devices.records import Event, Finished, Record, Sample, Started
 from devices.stream import LatestQueue
 from devices.urls import parse_table_url
 from session.accounts import Accounts
-from session.db import check_schema, make_engine, upgrade
+from session.db import make_engine, prepare
+from session.identity import WorkstationIdentity, hold_service_lock, load_identity
+from session.lockouts import Lockouts, TableLockout, TableRef
 from session.models import Patient, StoredSample
-from session.recorder import recover_interrupted
 from session.runner import Treatment, TreatmentResult, patient_facts, preflight
 from session.store import SessionContext, Store
+from session.treatment_proxy import TreatmentGone
+from traction.context import claim_workstation
 from traction.settings import Settings, TableSetting
 from traction.tables import OpenTable, open_table
 
@@ -179,7 +185,9 @@ class WorkstationService:
         self.engine = make_engine(settings.effective_database_url)
         self.store = Store(self.engine)
         self.accounts = Accounts(self.engine)
+        self.lockouts = Lockouts(self.engine)
         self.schema_revision: str | None = None
+        self.identity: WorkstationIdentity | None = None
         self.slots: dict[str, TableSlot] = {}
         self._running: dict[str, RunningTreatment] = {}
         self._stack = contextlib.AsyncExitStack()
@@ -194,9 +202,14 @@ class WorkstationService:
         await self.close()
 
     async def start(self) -> None:
-        """Migrate and check the database, recover interrupted sessions, open every table."""
-        self.schema_revision = await asyncio.to_thread(self._prepare_database)
+        """Refuse a second service of this workstation; prepare the database, recover sessions
+        whose process is gone, open every table."""
+        service_lock = hold_service_lock(
+            load_identity(self.settings.data_dir, self.settings.workstation)
+        )
+        self._stack.callback(service_lock.release)
         try:
+            self.schema_revision = await asyncio.to_thread(self._prepare_database)
             for setting in self.settings.tables:
                 simulated = parse_table_url(setting.url).scheme == "sim"
                 clock = ScaledClock(self.settings.sim_time_scale if simulated else 1.0)
@@ -211,10 +224,13 @@ class WorkstationService:
             raise
 
     def _prepare_database(self) -> str:
-        upgrade(self.engine)
-        revision = check_schema(self.engine)
-        for row in recover_interrupted(self.store, self.settings.workstation):
-            log.warning("recovered interrupted session", session=row.id)
+        """Create the schema of an empty store, never upgrade one in use (``traction db
+        upgrade`` does that, on purpose); claim this workstation's identity and recover its
+        sessions whose process is gone."""
+        revision = prepare(self.engine)
+        self.identity, _ = claim_workstation(
+            self.store, self.settings.data_dir, self.settings.workstation
+        )
         return revision
 
     async def close(self) -> None:
@@ -226,7 +242,13 @@ class WorkstationService:
             await asyncio.gather(*(item.task for item in running), return_exceptions=True)
         await self._stack.aclose()
         self.slots.clear()
+        self.store.close()  # the recorder's writer holds a connection of its own, outside the pool
         self.engine.dispose()
+
+    def _identity(self) -> WorkstationIdentity:
+        if self.identity is None:
+            raise ServiceError("the workstation service is not started")
+        return self.identity
 
     # --- tables -------------------------------------------------------------------------------
 
@@ -247,6 +269,43 @@ class WorkstationService:
             if slot.running is not None:
                 return None
             return await slot.opened.table.read_state()
+
+    def table_ref(self, name: str) -> TableRef:
+        slot = self.slot(name)
+        return TableRef(
+            self.settings.workstation, name, slot.setting.url, slot.device.serial_number
+        )
+
+    async def alarms(self, name: str) -> list[TableLockout]:
+        """The table's unacknowledged locks: its alarm stays raised until they are acknowledged."""
+        ref = self.table_ref(name)
+        return await asyncio.to_thread(self.lockouts.active, ref.workstation, ref.name, ref.serial)
+
+    async def acknowledge(self, name: str, who: str, why: str) -> tuple[list[TableLockout], str]:
+        """Clear the table's locks, recording who and why; LockoutError if it is not locked.
+
+        Acknowledging says the patient and the table were checked, so the fault the table itself
+        latched with the trip is cleared too (as ``traction tables clear-fault`` would). Returns
+        the locks cleared and the table's state afterwards, in words: a fault still present on
+        the table stays and is said so.
+        """
+        ref = self.table_ref(name)
+        locks = await asyncio.to_thread(
+            self.lockouts.acknowledge, ref.workstation, ref.name, who, why, ref.serial
+        )
+        log.warning("table lock acknowledged", table=name, who=who, why=why)
+        slot = self.slot(name)
+        async with slot.lock:
+            if slot.running is not None:
+                return locks, "running a session"
+            try:
+                await slot.opened.table.clear_fault()
+                state = await slot.opened.table.read_state()
+            except TableError as exc:
+                return locks, f"the table still reports a fault: {exc.message}"
+        if state.ready:
+            return locks, "ready"
+        return locks, "not ready: check the stop switch and the table's fault"
 
     # --- treatments ---------------------------------------------------------------------------
 
@@ -275,8 +334,8 @@ class WorkstationService:
     async def start_session(self, prescription: Prescription, who: str) -> RunningTreatment:
         """Check, then start a treatment in the background; return once the table has started.
 
-        Raises PrescriptionRefused with every violation, TableBusy, or NotStarted; in each case
-        nothing moved and nothing was recorded.
+        Raises TableLocked (an unacknowledged lock-severity trip), PrescriptionRefused with every
+        violation, TableBusy, or NotStarted; in each case nothing moved and nothing was recorded.
         """
         slot = self.slot(prescription.table)
         async with slot.lock:
@@ -285,6 +344,8 @@ class WorkstationService:
                     f"table {slot.setting.name} is running session {slot.running.session_id}; "
                     "stop it first"
                 )
+            ref = self.table_ref(slot.setting.name)
+            await asyncio.to_thread(self.lockouts.refuse_if_locked, ref)
             slot.device, violations = await preflight(
                 slot.opened.table,
                 prescription.profile,
@@ -300,13 +361,24 @@ class WorkstationService:
                 slot.opened.table,
                 prescription.profile,
                 prescription.patient,
-                prescription.context,
+                # owned by this workstation's identity; a simulator's session is marked
+                # simulated: never billed
+                dataclasses.replace(
+                    prescription.context,
+                    workstation_id=self._identity().id,
+                    simulated=prescription.context.simulated or slot.opened.simulated,
+                ),
                 self.limits,
                 slot.clock,
+                self._identity().journal_dir,
                 operator_confirmed=prescription.operator_confirmed,
                 flush_interval=self.flush_interval,
                 table_label=f"{slot.setting.name} ({slot.setting.url})",
                 prior_sessions=prescription.prior_sessions,
+                unit=self.settings.display_unit,
+                table_name=slot.setting.name,
+                table_url=slot.setting.url,
+                memory_limit_bytes=self.settings.treatment_memory_mb * 1024 * 1024,
             )
             watch = LiveWatch()
             treatment.subscribe(watch)
@@ -373,7 +445,7 @@ class WorkstationService:
         actions[action]()
         return running
 
-    def change_settings(
+    async def change_settings(
         self,
         session_id: str,
         profile: ForceProfile,
@@ -384,10 +456,15 @@ class WorkstationService:
         """Change a running session's profile live. The loop re-validates it for this patient on
         this table and records the change (at its next tick) or the refusal as an event. Returns
         every violation (warnings only, when it applies); raises SettingsRefused on a blocking
-        one and SessionNotRunning. Call on the event loop's thread, as the loop's own calls are."""
+        one and SessionNotRunning. The treatment process checks the change and answers."""
         running = self._running_or_refuse(session_id)
         why = f"{reason or 'operator settings change'} ({who})"
-        violations = running.treatment.loop.update_profile(profile, operator_confirmed, why)
+        try:
+            violations = await running.treatment.loop.update_profile(
+                profile, operator_confirmed, why
+            )
+        except TreatmentGone:
+            raise SessionNotRunning(f"session {session_id} has ended") from None
         if blocking(violations):
             raise SettingsRefused(session_id, violations)
         log.info("settings changed", session=session_id, who=who)

@@ -2,22 +2,31 @@
 
 Environment variables override the file (``TRACTION_DATABASE_URL``, ``TRACTION_BIND_PORT``, ...), so a
 service manager can point one installed file at another database. Everything is checked at start-up,
-and every error names the setting, where it came from, and the rule.
+and every error names the setting, where it came from, and the rule. The variables are read here
+(a few lines) rather than by pydantic-settings, whose import cost more than a listing command's
+query and table together.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import tomllib
 from decimal import Decimal
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, get_origin
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import platformdirs
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from devices.errors import ConfigError
 from devices.units import ForceUnit
@@ -51,12 +60,13 @@ def _default_data_dir() -> Path:
     return Path(platformdirs.user_data_dir("traction", appauthor=False))
 
 
-class Settings(BaseSettings):
-    """Everything a workstation needs to know; the defaults run one simulated table on SQLite."""
+class Settings(BaseModel):
+    """Everything a workstation needs to know; the defaults run one simulated table on SQLite.
 
-    model_config = SettingsConfigDict(
-        env_prefix=ENV_PREFIX, extra="forbid", env_nested_delimiter="__"
-    )
+    :func:`load_settings` builds it from the file and the environment; built directly (tests),
+    it takes only the values given."""
+
+    model_config = ConfigDict(extra="forbid")
 
     data_dir: Path = Field(default_factory=_default_data_dir)
     database_url: str | None = Field(
@@ -66,6 +76,19 @@ class Settings(BaseSettings):
     workstation: str = Field(default_factory=socket.gethostname, min_length=1)
     bind_host: str = "127.0.0.1"
     bind_port: int = Field(default=8750, ge=1, le=65535)
+    tls_certfile: Path | None = Field(
+        default=None,
+        description="PEM certificate (chain) `traction serve` presents; with tls_keyfile",
+    )
+    tls_keyfile: Path | None = Field(default=None, description="PEM private key of tls_certfile")
+    behind_tls_proxy: bool = Field(
+        default=False,
+        description="Plain HTTP on a non-loopback address is allowed only when a TLS proxy on "
+        "this machine is the one that listens on the network",
+    )
+    max_request_bytes: int = Field(
+        default=1_048_576, ge=1024, le=64 * 1_048_576, description="Larger bodies get 413"
+    )
     tables: list[TableSetting] = Field(
         default_factory=lambda: [TableSetting(name="table-1", url="sim://lumbar")]
     )
@@ -77,7 +100,19 @@ class Settings(BaseSettings):
         description="sim:// tables served by `traction serve` only; at most 20x so the table's "
         "heartbeat watchdog (10 s at most) still allows half a real second",
     )
+    treatment_memory_mb: int = Field(
+        default=1024,
+        ge=256,
+        le=65536,
+        description="Address-space limit of each treatment process (its control loop); one "
+        "over it ends, its table released, without touching anything else",
+    )
     place_of_service: str = Field(default="11", pattern=r"^\d{2}$")
+    clinic_file: Path | None = Field(
+        default=None,
+        description="The clinic's 837P identifiers (billing provider NPI and EIN, submitter, "
+        "receiver, payer ids); empty means the shipped example configs/clinic.toml",
+    )
     time_zone: str = Field(
         default="UTC", description="IANA time zone of the clinic; it decides dates of service"
     )
@@ -92,6 +127,20 @@ class Settings(BaseSettings):
                 f"unknown time zone {value!r}; use an IANA name such as America/New_York"
             ) from None
         return value
+
+    @model_validator(mode="after")
+    def _tls_pair(self) -> Settings:
+        if (self.tls_certfile is None) != (self.tls_keyfile is None):
+            given = "tls_certfile" if self.tls_certfile is not None else "tls_keyfile"
+            raise ValueError(
+                f"{given} is set without its pair: give both tls_certfile and tls_keyfile "
+                "(`traction tls self-signed` makes a pair)"
+            )
+        return self
+
+    @property
+    def tls(self) -> bool:
+        return self.tls_certfile is not None
 
     @property
     def zone(self) -> ZoneInfo:
@@ -109,19 +158,8 @@ class Settings(BaseSettings):
             time_zone=self.zone,
             payer_key=payer_key,
             year_to_date_spend=year_to_date_spend,
+            clinic_file=self.clinic_file,
         )
-
-    @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        # Environment beats the file (the file arrives as init values); nothing else is read.
-        return (env_settings, init_settings)
 
     @property
     def effective_database_url(self) -> str:
@@ -166,7 +204,25 @@ def load_settings(path: Path | None = None) -> Settings:
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(str(path), f"not valid TOML: {exc}") from None
     try:
-        return Settings(**data)
+        return Settings(**{**data, **_from_environment()})
     except ValidationError as exc:
         lines = [_describe(dict(e), source) for e in exc.errors()]
         raise ConfigError("settings", "\n  " + "\n  ".join(lines)) from None
+
+
+def _from_environment() -> dict[str, Any]:
+    """The settings given as ``TRACTION_<NAME>`` variables (any case); a list's value is JSON."""
+    given = {key.upper(): value for key, value in os.environ.items()}
+    values: dict[str, Any] = {}
+    for name, field in Settings.model_fields.items():
+        variable = ENV_PREFIX + name.upper()
+        if variable not in given:
+            continue
+        if get_origin(field.annotation) in (list, dict):
+            try:
+                values[name] = json.loads(given[variable])
+            except json.JSONDecodeError as exc:
+                raise ConfigError(variable, f"not valid JSON: {exc}") from None
+        else:
+            values[name] = given[variable]
+    return values

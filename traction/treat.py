@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import signal
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from rich.console import Console
@@ -17,11 +18,14 @@ from devices.configfiles import config_file
 from devices.errors import ConfigError
 from devices.limits import Violation, blocking, load_limits
 from devices.profiles import ForceProfile, load_profile
+from devices.records import Record, Started
 from devices.units import ForceUnit
 from devices.urls import parse_table_url
+from session.lockouts import Lockouts, TableRef
 from session.models import Patient
 from session.runner import Treatment, TreatmentResult, preflight, prior_sessions
 from session.store import SessionContext, Store
+from traction.context import claim_workstation
 from traction.faults import LINK_FAULTS, ScheduledFault
 from traction.live import LiveView
 from traction.tables import OpenTable, open_table
@@ -67,6 +71,7 @@ async def treat(
     patient: Patient,
     context: SessionContext,
     *,
+    data_dir: Path,
     time_scale: float,
     unit: ForceUnit,
     console: Console,
@@ -75,18 +80,41 @@ async def treat(
     limits_path: Path | None = None,
     faults: Sequence[ScheduledFault] = (),
     label: str | None = None,
+    name: str | None = None,
+    ack_command: str | None = None,
+    memory_limit_mb: int = 1024,
 ) -> TreatmentResult:
     """Check, run with a live readout, and record one session. Ctrl-C stops with a controlled
-    ramp-down; a second Ctrl-C releases at once. Raises :class:`Refused` on a blocking violation."""
+    ramp-down; a second Ctrl-C releases at once. Raises :class:`Refused` on a blocking violation
+    and ``session.lockouts.TableLocked`` when the table (``name``, default the URL) is locked by
+    an unacknowledged trip.
+
+    The control loop runs in a treatment process of its own (``memory_limit_mb`` of address
+    space); Ctrl-C reaches this process only, which relays it.
+
+    First the workstation's identity is claimed (made on the first start in ``data_dir``) and its
+    sessions whose process is gone are recorded to their end (journal ingested, interrupted,
+    sealed); sessions other processes are running are left alone."""
     if time_scale != 1.0 and parse_table_url(url).scheme != "sim":
         raise ConfigError("--time-scale", "only simulated (sim://) tables run on a scaled clock")
+    identity, report = await asyncio.to_thread(
+        claim_workstation, store, data_dir, context.workstation
+    )
+    for session_id in report.closed:
+        console.print(f"[yellow]recovered session {session_id}[/] (its process had ended)")
+    context = replace(context, workstation_id=identity.id)
     limits = load_limits(limits_path)
+    table = name or url  # what the workstation calls it: the key of its lock
+    lockouts = Lockouts(store.engine)
+    await asyncio.to_thread(lockouts.refuse_if_locked, TableRef(context.workstation, table, url))
     prior = await asyncio.to_thread(prior_sessions, store, patient)
     clock = ScaledClock(time_scale)
-    async with open_table(url, clock) as opened:
+    async with open_table(url, clock, name) as opened:
         device, violations = await preflight(
             opened.table, profile, patient, limits, operator_confirmed, prior
         )
+        ref = TableRef(context.workstation, table, url, device.serial_number)
+        await asyncio.to_thread(lockouts.refuse_if_locked, ref)  # the same table by another name
         if violations:
             console.print(violations_table(violations, unit))
         if blocking(violations):
@@ -100,19 +128,27 @@ async def treat(
             opened.table,
             profile,
             patient,
-            context,
+            # a simulator's session is marked simulated: never billed
+            dataclasses.replace(context, simulated=context.simulated or opened.simulated),
             limits,
             clock,
+            identity.journal_dir,
             tick_hz=tick_hz,
             operator_confirmed=operator_confirmed,
             table_label=label or url,
             prior_sessions=prior,
+            unit=unit,
+            table_name=table,
+            table_url=url,
+            memory_limit_bytes=memory_limit_mb * 1024 * 1024,
         )
         view = LiveView(
             unit,
             profile.total_s,
             limits.hard_limit_n(profile, device),
-            f"{device.model} {device.serial_number} - patient {patient.reference} - {profile.name}",
+            f"{opened.name} · patient {patient.reference} · {profile.name}",
+            table_name=table,
+            ack_command=ack_command,
         )
         treatment.subscribe(view)
         presses = 0
@@ -132,7 +168,9 @@ async def treat(
         loop = asyncio.get_running_loop()
         loop.add_signal_handler(signal.SIGINT, on_interrupt)
         loop.add_signal_handler(signal.SIGTERM, on_terminate)
-        injector = asyncio.create_task(_inject(faults, opened, clock, console))
+        started = StartedWatch()
+        treatment.subscribe(started)
+        injector = asyncio.create_task(_inject(faults, opened, clock, console, started.seen))
         try:
             with Live(view, console=console, refresh_per_second=8, transient=False):
                 return await treatment.run()
@@ -143,10 +181,28 @@ async def treat(
             loop.remove_signal_handler(signal.SIGTERM)
 
 
+class StartedWatch:
+    """Sets ``seen`` when the session has started (its treatment process takes a moment)."""
+
+    def __init__(self) -> None:
+        self.seen = asyncio.Event()
+
+    def deliver(self, record: Record) -> None:
+        if isinstance(record, Started):
+            self.seen.set()
+
+
 async def _inject(
-    faults: Sequence[ScheduledFault], opened: OpenTable, clock: ScaledClock, console: Console
+    faults: Sequence[ScheduledFault],
+    opened: OpenTable,
+    clock: ScaledClock,
+    console: Console,
+    started: asyncio.Event,
 ) -> None:
     """Apply scheduled faults to a simulated table at their session times (rehearsals)."""
+    if not faults:
+        return
+    await started.wait()
     start = clock.now()
     for fault in sorted(faults, key=lambda f: f.at_s):
         await clock.sleep_until(start + fault.at_s)

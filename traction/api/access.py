@@ -18,6 +18,7 @@ class Permission(enum.StrEnum):
     REGISTER = "register"  # add patients (their weight and contraindications set the limits)
     DOCUMENT = "document"  # amend documentation fields
     EXPORT = "export"  # documents and billing files
+    ACKNOWLEDGE = "acknowledge"  # clear a locked table's alarms after checking patient and table
     ADMIN = "admin"  # users, tokens, settings, clinicians
 
 
@@ -26,12 +27,15 @@ class Permission(enum.StrEnum):
 # technician who runs the table, nor billing. Clinicians (name, credentials, NPI) are who signs
 # and bills a note, so only the admin adds them, as it adds the users they log in as.
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
-    Role.TECHNICIAN: frozenset({Permission.READ, Permission.RUN}),
+    # Acknowledging a lock is for the people at the table who run it: the clinician, or the
+    # technician operating under them. Billing and the admin never clear a safety lock.
+    Role.TECHNICIAN: frozenset({Permission.READ, Permission.RUN, Permission.ACKNOWLEDGE}),
     # Clinicians document: they read back the note they sign, so they may export it too.
     Role.CLINICIAN: frozenset(
         {
             Permission.READ,
             Permission.RUN,
+            Permission.ACKNOWLEDGE,
             Permission.DOCUMENT,
             Permission.EXPORT,
             Permission.REGISTER,
@@ -48,6 +52,7 @@ ROUTE_PERMISSIONS: dict[tuple[str, str], Permission] = {
     ("GET", "/me"): Permission.READ,
     ("GET", "/tables"): Permission.READ,
     ("GET", "/tables/{name}"): Permission.READ,
+    ("POST", "/tables/{name}/ack"): Permission.ACKNOWLEDGE,
     ("POST", "/sessions/validate"): Permission.RUN,
     ("POST", "/sessions"): Permission.RUN,
     ("GET", "/sessions"): Permission.READ,
@@ -62,8 +67,16 @@ ROUTE_PERMISSIONS: dict[tuple[str, str], Permission] = {
     ("GET", "/sessions/{session_id}/amendments"): Permission.READ,
     ("POST", "/sessions/{session_id}/amendments"): Permission.DOCUMENT,
     ("GET", "/sessions/{session_id}/export/{fmt}"): Permission.EXPORT,
+    ("GET", "/claims"): Permission.EXPORT,
+    ("POST", "/claims/runs"): Permission.EXPORT,
+    ("GET", "/claims/pending"): Permission.EXPORT,
+    ("GET", "/claims/runs/{run_id}/{fmt}"): Permission.EXPORT,
+    ("POST", "/claims/{line_id}/correct"): Permission.EXPORT,
+    ("POST", "/claims/{line_id}/void"): Permission.EXPORT,
     ("GET", "/patients"): Permission.READ,
     ("POST", "/patients"): Permission.REGISTER,
+    ("GET", "/patients/{reference}/plan"): Permission.READ,
+    ("PUT", "/patients/{reference}/plan"): Permission.REGISTER,
     ("GET", "/clinicians"): Permission.READ,
     ("POST", "/clinicians"): Permission.ADMIN,
     ("GET", "/admin/users"): Permission.ADMIN,
@@ -73,6 +86,7 @@ ROUTE_PERMISSIONS: dict[tuple[str, str], Permission] = {
     ("POST", "/admin/tokens"): Permission.ADMIN,
     ("POST", "/admin/tokens/{token_id}/revoke"): Permission.ADMIN,
     ("GET", "/admin/settings"): Permission.ADMIN,
+    ("GET", "/worklist"): Permission.READ,
 }
 
 PUBLIC_PATHS = frozenset({"/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"})

@@ -6,6 +6,7 @@ another. Revoking a token or deactivating its user refuses it at once.
 
 from __future__ import annotations
 
+import sys
 from datetime import UTC, datetime
 from typing import Annotated
 
@@ -14,6 +15,8 @@ from rich.console import Console
 from rich.table import Table
 
 from session.accounts import Accounts, Role
+from session.localtime import local_time
+from session.passwords import Passwords
 from traction.context import open_store, settings_from
 from traction.errors import friendly_errors
 from traction.options import ConfigOption
@@ -52,15 +55,16 @@ def add_user(
 def list_users(config: ConfigOption = None) -> None:
     """List users, active or not."""
     with friendly_errors():
+        settings = settings_from(config)
         table = Table("id", "name", "role", "clinician", "active", "created")
-        for user in _accounts(settings_from(config)).users():
+        for user in _accounts(settings).users():
             table.add_row(
                 str(user.id),
                 user.name,
                 user.role,
                 str(user.clinician_id or ""),
                 "yes" if user.active else "no",
-                f"{user.created_at:%Y-%m-%d %H:%M}",
+                local_time(user.created_at, settings.zone),
             )
         console.print(table)
 
@@ -74,6 +78,31 @@ def deactivate_user(
     with friendly_errors():
         user = _accounts(settings_from(config)).deactivate(name)
         console.print(f"user {user.name} deactivated; their tokens are refused from now on")
+
+
+@users_app.command("passwd")
+def set_password(
+    name: Annotated[str, typer.Argument(help="The user whose password to set.")],
+    password_stdin: Annotated[
+        bool,
+        typer.Option("--password-stdin", help="Read the password from standard input (scripts)."),
+    ] = False,
+    config: ConfigOption = None,
+) -> None:
+    """Set or reset a user's password (at least 12 characters); clears a lockout.
+
+    People sign in with it to the clinic console and with `traction login`. Run on the
+    workstation itself. Example: traction users passwd dreyes
+    """
+    with friendly_errors():
+        if password_stdin:
+            password = sys.stdin.readline().rstrip("\n")
+        else:
+            password = typer.prompt(
+                f"new password for {name}", hide_input=True, confirmation_prompt=True
+            )
+        Passwords(open_store(settings_from(config)).engine).set(name, password)
+        console.print(f"password set for {name}")
 
 
 @tokens_app.command("create")
@@ -94,7 +123,7 @@ def create_token(
         print(issued.plaintext)  # plain stdout, so scripts can capture it
         Console(stderr=True).print(
             f"[dim]token {issued.token.id} for {user}, expires "
-            f"{issued.token.expires_at:%Y-%m-%d %H:%M} UTC; it is not shown again[/]"
+            f"{local_time(issued.token.expires_at, settings.zone)}; it is not shown again[/]"
         )
 
 
@@ -106,15 +135,16 @@ def list_tokens(
     """List tokens (their values are never stored, so never shown)."""
     with friendly_errors():
         now = datetime.now(UTC)
+        settings = settings_from(config)
         table = Table("id", "user", "label", "created", "expires", "state")
-        for token, owner in _accounts(settings_from(config)).tokens(user):
+        for token, owner in _accounts(settings).tokens(user):
             state = "revoked" if token.revoked_at else "valid" if token.valid_at(now) else "expired"
             table.add_row(
                 str(token.id),
                 owner.name,
                 token.label,
-                f"{token.created_at:%Y-%m-%d %H:%M}",
-                f"{token.expires_at:%Y-%m-%d %H:%M}",
+                local_time(token.created_at, settings.zone),
+                local_time(token.expires_at, settings.zone),
                 state,
             )
         console.print(table)

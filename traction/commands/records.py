@@ -1,87 +1,30 @@
-"""``traction sessions``, ``verify`` and ``db``: reading the record back, checking it, migrating it."""
+"""``traction sessions`` show, amend, sign and cosign, ``verify`` and ``db``: reading the record
+back, completing it, checking it, migrating it (the listing is :mod:`traction.commands.listing`)."""
 
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich import box
 from rich.console import Console
 from rich.table import Table
 
-from devices.records import Outcome
 from devices.units import format_force
 from session.db import current_revision, head_revision, make_engine, upgrade
-from session.documentation import build_documentation
-from session.exports import render_plot
-from session.seal import verify as verify_seal
-from session.store import AMENDABLE_FIELDS, SessionQuery
+from session.localtime import local_time
+from session.store import AMENDABLE_FIELDS, MAX_VISIT_MINUTES, SessionQuery
 from traction.context import open_store, settings_from
-from traction.diagnoses import check_diagnoses
 from traction.errors import friendly_errors
 from traction.exitcodes import Exit
 from traction.options import ConfigOption
+from traction.signin import documenting_user, signing_clinician
 
-sessions_app = typer.Typer(help="Recorded sessions: list, show, amend, sign.", no_args_is_help=True)
 db_app = typer.Typer(help="The session database: schema status and upgrades.", no_args_is_help=True)
 console = Console()
 
 
-@sessions_app.command("list")
-def list_sessions(
-    patient: Annotated[str | None, typer.Option(help="Patient reference.")] = None,
-    clinician: Annotated[
-        int | None, typer.Option(help="Treating or supervising clinician id.")
-    ] = None,
-    since: Annotated[
-        datetime | None, typer.Option(formats=["%Y-%m-%d"], help="From this date (UTC).")
-    ] = None,
-    until: Annotated[
-        datetime | None, typer.Option(formats=["%Y-%m-%d"], help="Before this date (UTC).")
-    ] = None,
-    outcome: Annotated[
-        Outcome | None, typer.Option(help="completed, stopped, tripped or interrupted.")
-    ] = None,
-    config: ConfigOption = None,
-) -> None:
-    """List sessions, newest first. Example: traction sessions list --patient MRN-00412 --since 2026-11-01"""
-    with friendly_errors():
-        settings = settings_from(config)
-        store = open_store(settings)
-        query = SessionQuery(
-            patient_id=store.patient_by_reference(patient).id if patient else None,
-            clinician_id=clinician,
-            since=since.replace(tzinfo=UTC) if since else None,
-            until=until.replace(tzinfo=UTC) if until else None,
-            outcome=outcome,
-        )
-        rows = store.find_sessions(query)[::-1]  # newest first
-        table = Table(box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
-        for column in ("session", "started UTC", "patient", "region", "outcome"):
-            table.add_column(column, no_wrap=True)
-        table.add_column("samples", justify="right", no_wrap=True)
-        table.add_column("sealed", no_wrap=True)
-        patients: dict[int, str] = {}
-        for row in rows:
-            if row.patient_id not in patients:
-                patients[row.patient_id] = store.get_patient(row.patient_id).reference
-            table.add_row(
-                row.id[:12],
-                f"{row.started_at:%Y-%m-%d %H:%M}",
-                patients[row.patient_id],
-                ", ".join(row.regions),
-                row.outcome or "[yellow]running[/]",
-                str(row.sample_count),
-                "yes" if row.seal_digest else "no",
-            )
-        console.print(table)
-        console.print(f"{len(rows)} session(s)")
-
-
-@sessions_app.command("show")
 def show_session(
     session_id: Annotated[
         str,
@@ -110,6 +53,8 @@ def show_session(
         info.add_column(style="bold")
         info.add_column()
         info.add_row("patient", store.get_patient(row.patient_id).reference)
+        if row.simulated:
+            info.add_row("SIMULATED", f"simulated table, x{row.time_scale:g} time: never billed")
         info.add_row(
             "device",
             f"{row.device_manufacturer} {row.device_model} s/n {row.device_serial} fw {row.device_firmware}",
@@ -121,12 +66,15 @@ def show_session(
                 "hold / rest",
                 f"{format_force(profile['hold_force_n'], unit)} / {format_force(profile.get('rest_force_n', 0.0), unit)}",
             )
-        info.add_row("started", f"{row.started_at:%Y-%m-%d %H:%M:%S %Z}")
-        info.add_row("ended", f"{row.ended_at:%Y-%m-%d %H:%M:%S %Z}" if row.ended_at else "-")
+        zone = settings.zone
+        info.add_row("started", local_time(row.started_at, zone, seconds=True))
+        info.add_row("ended", local_time(row.ended_at, zone, seconds=True) if row.ended_at else "-")
         info.add_row("outcome", f"{row.outcome or 'running'} {row.outcome_reason or ''}")
         info.add_row("samples / events", f"{row.sample_count} / {row.event_count}")
         info.add_row("diagnoses", ", ".join(row.diagnosis_codes) or "-")
-        info.add_row("signed", "yes" if row.signed_by_id else "no")
+        info.add_row("signed", local_time(row.signed_at, zone) if row.signed_at else "no")
+        if row.cosigned_at is not None:
+            info.add_row("co-signed", local_time(row.cosigned_at, zone))
         console.print(info)
         events = Table("t (s)", "kind", "reason", title="events")
         for stored in store.iter_events(session_id):
@@ -134,6 +82,9 @@ def show_session(
                 events.add_row(f"{stored.t - row.start_t:.1f}", stored.kind, stored.reason)
         console.print(events)
         if plot is not None and row.outcome is not None:
+            from session.documentation import build_documentation
+            from session.exports import render_plot
+
             doc = build_documentation(
                 store, session_id, unit, settings.place_of_service, settings.zone
             )
@@ -141,50 +92,105 @@ def show_session(
             console.print(f"plot written to {plot}")
         for amendment in store.amendments(session_id):
             console.print(
-                f"amended {amendment.field_name} by {amendment.author} at {amendment.at:%Y-%m-%d %H:%M}: {amendment.why}"
+                f"amended {amendment.field_name} by {amendment.author} at "
+                f"{local_time(amendment.at, zone)}: {amendment.why}"
             )
 
 
-@sessions_app.command("amend")
 def amend_session(
     session_id: Annotated[str, typer.Argument(help="Session id.")],
     field: Annotated[str, typer.Argument(help=f"One of: {', '.join(AMENDABLE_FIELDS)}.")],
     value: Annotated[
         str, typer.Argument(help="New value; JSON for lists and numbers, e.g. '[\"M51.16\"]'.")
     ],
-    who: Annotated[str, typer.Option(help="Who makes the amendment.")],
     why: Annotated[str, typer.Option(help="Why (kept in the append-only amendment log).")],
     config: ConfigOption = None,
 ) -> None:
-    """Complete or correct a documentation field; recorded forces and events never change."""
+    """Complete or correct a documentation field; recorded forces and events never change.
+
+    The amendment names the clinician signed in with `traction login`. Amending a signed note
+    reopens it: it must be signed again before it bills.
+    """
     with friendly_errors():
         settings = settings_from(config)
         store = open_store(settings)
         session_id = store.resolve_session_id(session_id)
+        author = documenting_user(store, settings).name
         try:
             parsed: Any = json.loads(value)
         except json.JSONDecodeError:
             parsed = value
         if field == "diagnosis_codes" and isinstance(parsed, list):
+            from traction.diagnoses import check_diagnoses
+
             day = store.get_session(session_id).started_at.astimezone(settings.zone).date()
             check_diagnoses([str(code) for code in parsed], day)
-        store.amend(session_id, field, parsed, who, why)
-        console.print(f"session {session_id}: {field} amended")
+        was_signed = store.get_session(session_id).signed_by_id is not None
+        store.amend(session_id, field, parsed, author, why)
+        console.print(f"session {session_id}: {field} amended by {author}")
+        if was_signed and field != "signed_by_id":
+            console.print("[yellow]the note was signed: it is reopened until signed again[/]")
 
 
-@sessions_app.command("sign")
 def sign_session(
     session_id: Annotated[str, typer.Argument(help="Session id.")],
-    clinician: Annotated[int, typer.Option(help="Id of the signing clinician.")],
+    visit_timed_minutes: Annotated[
+        float | None,
+        typer.Option(min=0, max=MAX_VISIT_MINUTES, help="Total timed-code minutes of the visit."),
+    ] = None,
+    visit_treatment_minutes: Annotated[
+        float | None,
+        typer.Option(min=0, max=MAX_VISIT_MINUTES, help="Total treatment minutes of the visit."),
+    ] = None,
+    same_day_code: Annotated[
+        list[str] | None,
+        typer.Option(help="Another CPT code billed on the visit (NCCI pairs). Repeatable."),
+    ] = None,
     config: ConfigOption = None,
 ) -> None:
-    """Sign the note as a clinician (an amendment, so when and by whom is kept)."""
+    """Sign the note as the clinician signed in with `traction login`, first recording the
+    visit's minutes and same-day codes (each an amendment, so when and by whom is kept; every
+    signed version is kept).
+
+    Example: traction sessions sign 3f2a91 --visit-timed-minutes 38
+    --visit-treatment-minutes 52 --same-day-code 97110
+    """
     with friendly_errors():
-        store = open_store(settings_from(config))
+        settings = settings_from(config)
+        store = open_store(settings)
         session_id = store.resolve_session_id(session_id)
-        name = store.get_clinician(clinician).name
-        store.amend(session_id, "signed_by_id", clinician, name, "signature")
-        console.print(f"session {session_id} signed by {name}")
+        user, signer = signing_clinician(store, settings)
+        author = user.name
+        entries: list[tuple[str, Any]] = [
+            ("visit_timed_minutes", visit_timed_minutes),
+            ("visit_treatment_minutes", visit_treatment_minutes),
+            ("same_day_codes", list(same_day_code) if same_day_code else None),
+        ]
+        for name, entered in entries:
+            if entered is not None:
+                store.amend(session_id, name, entered, author, "entered at signing")
+        store.amend(session_id, "signed_by_id", signer, author, "signature")
+        versions = store.signed_versions(session_id)
+        console.print(f"session {session_id} signed by {author} (version {len(versions)})")
+
+
+def cosign_session(
+    session_id: Annotated[str, typer.Argument(help="Session id.")],
+    config: ConfigOption = None,
+) -> None:
+    """Co-sign an assistant's signed note as its supervising therapist (signed in with
+    `traction login`): a second, distinct signature. Amending the note afterwards withdraws
+    both signatures until the note is signed and co-signed again.
+
+    Example: traction sessions cosign 3f2a91
+    """
+    with friendly_errors():
+        settings = settings_from(config)
+        store = open_store(settings)
+        session_id = store.resolve_session_id(session_id)
+        user, cosigner = signing_clinician(store, settings)
+        store.amend(session_id, "cosigned_by_id", cosigner, user.name, "co-signature")
+        console.print(f"session {session_id} co-signed by {user.name}")
 
 
 def verify(
@@ -194,14 +200,23 @@ def verify(
     config: ConfigOption = None,
 ) -> None:
     """Recompute each session's seal and report anything changed since it was sealed."""
+    from session.seal import verify as verify_seal
+
     with friendly_errors():
-        store = open_store(settings_from(config))
-        ids = [store.resolve_session_id(text) for text in session_ids or []] or [
-            row.id for row in store.find_sessions(SessionQuery(unfinished=False))
-        ]
+        settings = settings_from(config)
+        store = open_store(settings)
+        ids = [store.resolve_session_id(text) for text in session_ids or []]
+        ids = ids or store.session_ids(SessionQuery(unfinished=False))
+        if not ids:
+            console.print(
+                "nothing to verify: the store holds no finished session "
+                f"({settings.effective_database_url}). A copy made with a plain file copy while "
+                "sessions ran can be empty: use `traction backup`."
+            )
+            raise typer.Exit(Exit.NOTHING)
         bad = 0
         for session_id in ids:
-            report = verify_seal(store, session_id)
+            report = verify_seal(store, session_id, keep=True)
             if report.ok:
                 console.print(f"[green]ok[/]       {session_id}  {report.actual[:16]}…")
             else:

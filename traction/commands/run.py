@@ -9,13 +9,17 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from devices.limits import load_limits
 from devices.loop import StartRefused
+from devices.profiles import ForceProfile
 from devices.records import Outcome
-from devices.units import format_force
+from devices.units import ForceUnit, format_force
 from session.models import AbnStatus
+from session.plans import CarePlans, next_step, progression_of
 from session.store import SessionContext
 from traction.context import open_store, settings_from
 from traction.diagnoses import check_diagnoses
+from traction.dose import DoseChange, HoldForce, HoldSeconds, Minutes, RestForce, RestSeconds
 from traction.errors import friendly_errors
 from traction.exitcodes import Exit
 from traction.faults import parse_fault
@@ -31,13 +35,17 @@ OUTCOME_EXIT = {
 
 
 def run(
-    profile: Annotated[
-        str, typer.Argument(help="Profile file, or a shipped one: demo, lumbar-intermittent, ...")
-    ],
     patient: Annotated[str, typer.Option(help="Patient reference (see `traction patients`).")],
     clinician: Annotated[
         int, typer.Option(help="Treating clinician id (see `traction clinicians`).")
     ],
+    profile: Annotated[
+        str | None,
+        typer.Argument(
+            help="Profile file, or a shipped one: demo, lumbar-intermittent, ...; default: the "
+            "patient's plan of care (`traction plans`)."
+        ),
+    ] = None,
     supervisor: Annotated[
         int | None, typer.Option(help="Supervising clinician id, if another.")
     ] = None,
@@ -65,6 +73,11 @@ def run(
             help="Operator confirms a hold force above the confirmation threshold.",
         ),
     ] = False,
+    hold_force: HoldForce = None,
+    rest_force: RestForce = None,
+    hold_s: HoldSeconds = None,
+    rest_s: RestSeconds = None,
+    minutes: Minutes = None,
     time_scale: Annotated[
         float,
         typer.Option(
@@ -82,19 +95,30 @@ def run(
 ) -> None:
     """Treat one patient on one table, with a live force readout.
 
-    The prescription is checked against the safety limits, the table and the patient first; any
-    violation is listed and nothing starts. Ctrl-C stops with a controlled ramp-down; a second
-    Ctrl-C releases at once. Every sample is recorded and the session sealed.
+    Without a profile the dose is the patient's plan of care; --hold-force, --rest-force,
+    --hold-s, --rest-s and --minutes change it for this session only. The prescription is checked
+    against the safety limits, the table and the patient first; any violation is listed and
+    nothing starts. Ctrl-C stops with a controlled ramp-down; a second Ctrl-C releases at once.
+    Every sample is recorded and the session sealed.
 
     Example:
 
       traction run lumbar-intermittent --patient MRN-00412 --clinician 1 --diagnosis M51.16
+
+      traction run --patient MRN-00412 --clinician 1 --hold-force '45 lbf' --confirm-force
     """
     console = Console()
     with friendly_errors():
         settings = settings_from(config)
         store = open_store(settings)
-        prescription = resolve_profile(profile)
+        person = store.patient_by_reference(patient)
+        plan = None
+        if profile is None:
+            plan = CarePlans(store.engine).current(patient)
+            planned = plan.profile(patient)
+        else:
+            planned = resolve_profile(profile)
+        prescription = DoseChange(hold_force, rest_force, hold_s, rest_s, minutes).apply(planned)
         if region is not None and region != prescription.region.value:
             raise typer.BadParameter(
                 f"the profile treats {prescription.region.value}, not {region}; pick a "
@@ -102,12 +126,12 @@ def run(
                 param_hint="--region",
             )
         if url is not None:
-            target_url, label = url, url
+            target_url, label, name = url, url, None
         else:
             configured = settings.table(table) if table is not None else settings.tables[0]
             target_url, label = configured.url, f"{configured.name} ({configured.url})"
+            name = configured.name
         check_diagnoses(diagnosis or [], datetime.now(settings.zone).date())
-        person = store.patient_by_reference(patient)
         store.get_clinician(clinician)
         context = SessionContext(
             patient_id=person.id or 0,
@@ -130,6 +154,7 @@ def run(
                     prescription,
                     person,
                     context,
+                    data_dir=settings.data_dir,
                     time_scale=time_scale,
                     unit=settings.display_unit,
                     console=console,
@@ -137,12 +162,15 @@ def run(
                     tick_hz=tick_hz,
                     faults=[parse_fault(text) for text in fault or []],
                     label=label,
+                    name=name,
+                    memory_limit_mb=settings.treatment_memory_mb,
                 )
             )
         except Refused as refused:
             console.print(
                 f"[red]Refused:[/] {len(refused.violations)} safety violation(s); nothing was started."
             )
+            _confirm_hint(console, prescription, confirm_force, settings.display_unit)
             raise typer.Exit(Exit.REFUSED) from None
         except StartRefused as refused:
             console.print(f"[red]Not started:[/] {refused}")
@@ -156,4 +184,27 @@ def run(
             f"hold force {format_force(prescription.hold_force_n, settings.display_unit)}; "
             f"export: traction export {result.session_id} --format pdf"
         )
+        if plan is not None:
+            step = next_step(planned, progression_of(plan), finished.outcome, settings.display_unit)
+            console.print(f"plan of care v{plan.version}: {step.text}")
+            if step.dose is not None:
+                console.print(f'  to confirm it: traction plans advance {patient} --why "..."')
+        if result.locked:
+            console.print(
+                f"[bold white on red]table {name or target_url} is now LOCKED[/]: no session "
+                "starts on it until a clinician has checked the patient and the table and "
+                f'acknowledged: traction tables ack {name or target_url} --reason "what was checked"'
+            )
         raise typer.Exit(OUTCOME_EXIT[finished.outcome])
+
+
+def _confirm_hint(console: Console, dose: ForceProfile, confirmed: bool, unit: ForceUnit) -> None:
+    """Name the option that confirms a high force, and the region's threshold in the clinic's
+    unit: a refusal that does not say how to confirm teaches staff to confirm every time."""
+    threshold = load_limits().confirm_force_n(dose.region)
+    if dose.hold_force_n > threshold and not confirmed:
+        console.print(
+            f"the hold force {format_force(dose.hold_force_n, unit)} is above the "
+            f"{dose.region.value} confirmation force {format_force(threshold, unit)}: after "
+            "checking the dose with the patient, confirm it with --confirm-force"
+        )

@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import enum
-from dataclasses import dataclass
+import json
+from dataclasses import dataclass, field
 from typing import Annotated
 
 import typer
@@ -13,11 +14,11 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table as RichTable
 
-from devices.clock import ScaledClock
+from devices.clock import ScaledClock, format_seconds
 from devices.units import ForceUnit, from_newtons
 from simulators.line_server import start_line_simulator
 from simulators.modbus_server import LinkFaults, start_rtu_simulator, start_tcp_simulator
-from simulators.physics import TableModel
+from simulators.physics import FAULT_NAMES, TableModel
 from simulators.ptypair import PtyPair
 from traction.errors import friendly_errors
 from traction.faults import LINK_FAULTS, ScheduledFault, parse_fault
@@ -32,12 +33,34 @@ class Transport(enum.StrEnum):
 
 @dataclass
 class Served:
-    """One simulated table as the operator sees it."""
+    """One simulated table as the operator (or a script) sees it."""
 
     label: str
     url: str
     model: TableModel
     link: LinkFaults | None = None
+    wire: dict[str, str | int] = field(default_factory=dict)  # transport details, for --json
+
+    def describe(self) -> dict[str, object]:
+        return {"table": self.label, "url": self.url, **self.wire}
+
+
+def _emit(document: dict[str, object]) -> None:
+    """One JSON document on one line of stdout, flushed so a script sees it at once."""
+    typer.echo(json.dumps(document))
+
+
+def _announce(served: list[Served], as_json: bool) -> None:
+    """Say where every table is, always, as plain lines or one JSON document (never only in a
+    live view, which a log or a pipe never shows)."""
+    if as_json:
+        _emit({"event": "serving", "tables": [item.describe() for item in served]})
+        return
+    for item in served:
+        device = item.wire.get("simulator_device")
+        tail = f"   (simulator on {device})" if device else ""
+        typer.echo(f"table {item.label}: {item.url}{tail}")
+    typer.echo("Serving; connect a driver with the URLs above. Ctrl-C stops.")
 
 
 def _status(model: TableModel) -> str:
@@ -49,11 +72,13 @@ def _status(model: TableModel) -> str:
     if model.ready:
         flags.append("ready")
     if model.fault_code:
-        flags.append(f"[red]fault {model.fault_code}[/]")
+        flags.append(f"[red]fault {FAULT_NAMES.get(model.fault_code, 'unknown')}[/]")
     if model.watchdog_tripped:
         flags.append("[red]watchdog[/]")
     if model.stop_switch_pressed:
         flags.append("[red]stop switch[/]")
+    if model.operator_stop_pressed:
+        flags.append("[red]operator stop[/]")
     return " ".join(flags)
 
 
@@ -90,6 +115,7 @@ async def _serve(
     duration: float | None,
     display: ForceUnit,
     console: Console,
+    as_json: bool,
 ) -> None:
     served: list[Served] = []
     async with contextlib.AsyncExitStack() as stack:
@@ -102,9 +128,18 @@ async def _serve(
         if transport is Transport.TCP:
             for i in range(count):
                 model = new_model(i + 1)
-                sim = await start_tcp_simulator({unit: model}, clock, map_name, host, port + i)
+                sim = await start_tcp_simulator(
+                    {unit: model}, clock, map_name, host, port + i if port else 0
+                )
                 stack.push_async_callback(sim.stop)
-                served.append(Served(f"{i + 1}", sim.url(unit), model, sim.faults))
+                wire: dict[str, str | int] = {
+                    "transport": "tcp",
+                    "host": sim.host,
+                    "port": sim.port,
+                    "unit": unit,
+                    "map": map_name,
+                }
+                served.append(Served(f"{i + 1}", sim.url(unit), model, sim.faults, wire))
         elif transport is Transport.RTU:
             host_end = device
             if device is None:
@@ -114,8 +149,16 @@ async def _serve(
             sim = await start_rtu_simulator(models, clock, device, baud, map_name)
             stack.push_async_callback(sim.stop)
             for uid, model in models.items():
+                wire = {
+                    "transport": "rtu",
+                    "device": str(host_end),
+                    "baud": baud,
+                    "unit": uid,
+                    "map": map_name,
+                    "simulator_device": device,
+                }
                 served.append(
-                    Served(f"unit {uid}", sim.url(uid, device=host_end), model, sim.faults)
+                    Served(f"unit {uid}", sim.url(uid, device=host_end), model, sim.faults, wire)
                 )
         else:
             for i in range(count):
@@ -127,7 +170,13 @@ async def _serve(
                 model = new_model(i + 1)
                 line = await start_line_simulator(model, clock, dev, baud, host_port=host_end)
                 stack.push_async_callback(line.stop)
-                served.append(Served(f"{i + 1}", line.url(), model))
+                wire = {
+                    "transport": "line",
+                    "device": host_end,
+                    "baud": baud,
+                    "simulator_device": dev,
+                }
+                served.append(Served(f"{i + 1}", line.url(), model, wire=wire))
 
         for fault in faults:
             if fault.table > len(served):
@@ -137,8 +186,10 @@ async def _serve(
             if fault.kind in LINK_FAULTS and served[fault.table - 1].link is None:
                 raise typer.BadParameter(f"--fault {fault.kind} is for Modbus simulators")
         pending = sorted(faults, key=lambda f: f.at_s)
-        console.print("Serving; connect a driver with the URLs below. Ctrl-C stops.")
-        with Live(_view(served, clock, display), console=console, refresh_per_second=4) as live:
+        _announce(served, as_json)
+        live = console.is_terminal and not as_json  # a log or a pipe gets plain lines instead
+        view = Live(_view(served, clock, display), console=console, refresh_per_second=4)
+        with view if live else contextlib.nullcontext():
             while True:
                 now = clock.now()
                 while pending and pending[0].at_s <= now:
@@ -148,11 +199,26 @@ async def _serve(
                         target.link.drop()
                     else:
                         fault.apply(target.model, now)
-                    console.log(f"injected {fault.kind} on table {fault.table}")
-                live.update(_view(served, clock, display))
+                    _injected(fault.kind, fault.table, now, as_json, console if live else None)
+                if live:
+                    view.update(_view(served, clock, display))
                 if duration is not None and now >= duration:
                     break
-                await asyncio.sleep(0.25)
+                # Wake for the display (4 Hz real time), the next fault or the end, whichever
+                # comes first, so a fault lands when it was scheduled.
+                wake = [now + 0.25 * clock.scale, *(f.at_s for f in pending[:1])]
+                if duration is not None:
+                    wake.append(duration)
+                await clock.sleep_until(min(wake))
+
+
+def _injected(kind: str, table: int, now: float, as_json: bool, console: Console | None) -> None:
+    if as_json:
+        _emit({"event": "fault", "kind": kind, "table": table, "t": round(now, 3)})
+    elif console is not None:
+        console.log(f"injected {kind} on table {table}")
+    else:
+        typer.echo(f"injected {kind} on table {table} at t={format_seconds(now)}")
 
 
 def simulate(
@@ -198,6 +264,14 @@ def simulate(
     display_unit: Annotated[
         ForceUnit, typer.Option(help="Unit for the live readout.")
     ] = ForceUnit.LBF,
+    as_json: Annotated[
+        bool,
+        typer.Option(
+            "--json",
+            help="For scripts: print one JSON line naming every table's URL and wire (pty paths "
+            "included), then one JSON line per injected fault; no live view.",
+        ),
+    ] = False,
 ) -> None:
     """Serve simulated traction tables on a real wire protocol until Ctrl-C.
 
@@ -205,9 +279,15 @@ def simulate(
     load cell) with the firmware's heartbeat watchdog, answering Modbus TCP, Modbus RTU or the line
     protocol exactly as a conforming table would.
 
+    Where each table listens (its URL, and on rtu/line the pty path) is printed first, always,
+    one "table N: URL" line each, so a log or a script can find it; on a terminal a live view
+    follows. With --json the first line is {"event": "serving", "tables": [...]}.
+
     Examples:
 
       traction simulate                                  # one Modbus TCP table on 127.0.0.1:5020
+
+      traction simulate --transport rtu --json | head -1 # where the pty is, for a script
 
       traction simulate --tables 2 --transport rtu       # two units on a pseudo-terminal RTU line
 
@@ -234,5 +314,6 @@ def simulate(
                 duration,
                 display_unit,
                 console,
+                as_json,
             )
         )

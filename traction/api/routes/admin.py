@@ -1,14 +1,20 @@
-"""Administration: users, their tokens, and the workstation's settings (read-only here)."""
+"""Administration: users, their tokens, and the workstation's settings (read-only here).
+
+An admin manages accounts but never acts as anyone else: it cannot issue a token for another user
+(that would make it that clinician), deactivate itself, or deactivate the last active admin.
+Another user's token comes from `traction tokens create USER` on the workstation itself.
+"""
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Query
+from fastapi import APIRouter, HTTPException, Path, Query
 from sqlalchemy.engine import make_url
 
-from session.accounts import AccountError, ApiToken, User
-from traction.api.auth import Service
+from session.accounts import AccountError, ApiToken, LastAdmin, UnknownUser, User
+from traction.api.auth import CurrentUser, Service
+from traction.api.bounds import MAX_ID, MAX_NAME
 from traction.api.routes.sessions import field_error
 from traction.api.schemas import (
     ErrorOut,
@@ -50,37 +56,64 @@ def add_user(body: UserIn, service: Service) -> UserOut:
     "/users/{name}/deactivate",
     response_model=UserOut,
     summary="Deactivate a user",
-    responses={404: {"model": ErrorOut, "description": "No such user"}},
+    responses={
+        404: {"model": ErrorOut, "description": "No such user"},
+        409: {"model": ErrorOut, "description": "The caller itself, or the last active admin"},
+    },
 )
-def deactivate_user(name: str, service: Service) -> UserOut:
-    """Every token of the user stops working at once; the user stays on record."""
+def deactivate_user(
+    name: Annotated[str, Path(min_length=1, max_length=MAX_NAME)],
+    user: CurrentUser,
+    service: Service,
+) -> UserOut:
+    """Every token of the user stops working at once; the user stays on record. An admin cannot
+    deactivate itself, nor the last active admin."""
+    if name == user.name:
+        raise HTTPException(409, "an admin cannot deactivate itself; another admin can")
     try:
         return user_out(service.accounts.deactivate(name))
-    except AccountError as exc:
+    except UnknownUser as exc:
         raise HTTPException(404, str(exc)) from None
+    except LastAdmin as exc:
+        raise HTTPException(409, str(exc)) from None
 
 
 @router.get("/tokens", response_model=list[TokenOut], summary="List tokens")
 def list_tokens(
-    service: Service, user: Annotated[str | None, Query(description="Only this user's")] = None
+    service: Service,
+    user: Annotated[str | None, Query(max_length=MAX_NAME, description="Only this user's")] = None,
 ) -> list[TokenOut]:
-    """Tokens by metadata only; their values were shown once and are not stored."""
+    """Tokens by metadata only; their values were shown once and are not stored. An unknown
+    user has none."""
     try:
         return [token_out(t, u) for t, u in service.accounts.tokens(user)]
-    except AccountError as exc:
-        raise field_error(("query", "user"), str(exc), user) from None
+    except UnknownUser:
+        return []  # no such user, so no tokens: a filter, like every other listing's
 
 
-@router.post("/tokens", response_model=TokenIssuedOut, status_code=201, summary="Issue a token")
-def issue_token(body: TokenIn, service: Service) -> TokenIssuedOut:
-    """A new bearer token for a user; the response is the only place its value ever appears."""
+@router.post(
+    "/tokens",
+    response_model=TokenIssuedOut,
+    status_code=201,
+    summary="Issue a token to yourself",
+    responses={403: {"model": ErrorOut, "description": "A token for another user"}},
+)
+def issue_token(body: TokenIn, user: CurrentUser, service: Service) -> TokenIssuedOut:
+    """A new bearer token for the calling admin (another screen, a script); the response is the
+    only place its value ever appears. Tokens for other users are created on the workstation
+    with `traction tokens create USER`, never through the API."""
+    if body.user is not None and body.user != user.name:
+        raise HTTPException(
+            403,
+            f"a token is issued only to its own user, not to {body.user!r}; create it on the "
+            f"workstation: traction tokens create {body.user}",
+        )
     ttl = body.ttl_hours or service.settings.token_ttl_hours
     try:
-        issued = service.accounts.issue_token(body.user, ttl, body.label)
+        issued = service.accounts.issue_token(user.name, ttl, body.label)
     except AccountError as exc:
-        raise field_error(("body", "user"), str(exc), body.user) from None
-    owner = service.accounts.get_user(body.user)
-    return TokenIssuedOut(token=issued.plaintext, **token_out(issued.token, owner).model_dump())
+        raise field_error(("body", "user"), str(exc), user.name) from None
+    return TokenIssuedOut(token=issued.plaintext, **token_out(issued.token, user).model_dump())
 
 
 @router.post(
@@ -89,7 +122,7 @@ def issue_token(body: TokenIn, service: Service) -> TokenIssuedOut:
     summary="Revoke a token",
     responses={404: {"model": ErrorOut, "description": "No such token"}},
 )
-def revoke_token(token_id: int, service: Service) -> TokenOut:
+def revoke_token(token_id: Annotated[int, Path(ge=1, le=MAX_ID)], service: Service) -> TokenOut:
     try:
         token = service.accounts.revoke_token(token_id)
     except AccountError as exc:

@@ -2,10 +2,23 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Annotated, Any
 
-from traction.api.auth import Service
-from traction.api.schemas import LiveOut, TableOut
+from fastapi import APIRouter, Path
+
+from devices.faults import FAULTS
+from session.lockouts import TableLockout
+from traction.api.auth import CurrentUser, Service
+from traction.api.bounds import MAX_NAME
+from traction.api.schemas import (
+    AcknowledgedOut,
+    AcknowledgeIn,
+    AlarmOut,
+    ErrorOut,
+    LiveOut,
+    RefusedOut,
+    TableOut,
+)
 from traction.service import TableSlot, WorkstationService
 
 router = APIRouter(prefix="/tables", tags=["tables"])
@@ -26,6 +39,7 @@ async def _table_out(service: WorkstationService, slot: TableSlot) -> TableOut:
             paused=slot.running.treatment.loop.paused,
             started_by=slot.running.started_by,
         )
+    alarms = [_alarm(row) for row in await service.alarms(slot.setting.name)]
     return TableOut(
         name=slot.setting.name,
         url=slot.setting.url,
@@ -33,6 +47,20 @@ async def _table_out(service: WorkstationService, slot: TableSlot) -> TableOut:
         device=slot.device,
         state=state,
         live=live,
+        locked=bool(alarms),
+        alarms=alarms,
+    )
+
+
+def _alarm(row: TableLockout) -> AlarmOut:
+    return AlarmOut(
+        id=row.id or 0,
+        fault=row.fault,
+        fault_title=FAULTS[row.fault].title if row.fault in FAULTS else row.fault,
+        reason=row.reason,
+        session_id=row.session_id,
+        locked_at=row.locked_at,
+        acknowledged_at=row.acknowledged_at,
     )
 
 
@@ -46,9 +74,44 @@ async def list_tables(service: Service) -> list[TableOut]:
     "/{name}",
     response_model=TableOut,
     summary="One table",
-    responses={404: {"description": "No such table"}},
+    responses={404: {"model": ErrorOut, "description": "No such table"}},
 )
-async def get_table(name: str, service: Service) -> TableOut:
+async def get_table(name: Annotated[str, Path(max_length=MAX_NAME)], service: Service) -> TableOut:
     """A table's identity (as it reported it) and its state: a fresh reading when idle, the
     running session's latest sample otherwise."""
     return await _table_out(service, service.slot(name))
+
+
+ACK_RESPONSES: dict[int | str, dict[str, Any]] = {
+    404: {"model": ErrorOut, "description": "No such table"},
+    409: {"model": ErrorOut, "description": "The table is not locked"},
+    422: {"model": RefusedOut, "description": "No reason given, or a reason too long"},
+}
+
+
+@router.post(
+    "/{name}/ack",
+    response_model=AcknowledgedOut,
+    summary="Acknowledge a locked table's alarms",
+    responses=ACK_RESPONSES,
+)
+async def acknowledge(
+    name: Annotated[str, Path(max_length=MAX_NAME)],
+    body: AcknowledgeIn,
+    service: Service,
+    user: CurrentUser,
+) -> AcknowledgedOut:
+    """After a lock-severity trip (hard limit, stuck or disagreeing sensors, watchdog, overload)
+    no session starts on the table until someone who may run it has checked the patient and the
+    table and acknowledges here, saying what was checked. Who and why are recorded as an event,
+    and the fault the table latched with the trip is cleared (``table_state`` says how the table
+    is now)."""
+    who = f"{user.name} ({user.role})"
+    rows, table_state = await service.acknowledge(name, who, body.reason)
+    return AcknowledgedOut(
+        table=name,
+        acknowledged_by=who,
+        reason=body.reason,
+        alarms=[_alarm(r) for r in rows],
+        table_state=table_state,
+    )

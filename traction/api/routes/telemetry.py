@@ -5,7 +5,9 @@ message is one JSON document ``{"name": "started" | "sample" | "event" | "finish
 the session's ``started`` record first, then its records as the table produces them, and the
 connection closes (code 1000) after ``finished``. A slow client loses samples, never events (see
 :class:`devices.stream.LatestQueue`). A session that is no longer running sends one ``finished``
-document built from its stored record; an unknown session is closed with code 4404.
+document built from its stored record. Refusals come after the handshake is accepted, as close
+codes the client can read: 4401 (no or a bad token), 4403 (the role may not read), 4404 (no such
+session).
 """
 
 from __future__ import annotations
@@ -13,26 +15,29 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends, WebSocket, WebSocketDisconnect, WebSocketException
+from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from starlette.concurrency import run_in_threadpool
 
 from devices.records import record_name
 from devices.stream import LatestQueue
-from session.accounts import User
 from session.store import StoreError
+from traction.api.audit import record_read
 from traction.api.auth import (
     BEARER_SUBPROTOCOL,
+    Denied,
     authorize_websocket,
     offered_bearer,
     service_of,
+    websocket_close_code,
 )
 from traction.service import RunningTreatment
 
 router = APIRouter(tags=["telemetry"])
 
 WS_NOT_FOUND = 4404
+WHAT = "WS /sessions/{session_id}/telemetry"
 
 
 def document(name: str, doc: dict[str, Any]) -> str:
@@ -40,19 +45,22 @@ def document(name: str, doc: dict[str, Any]) -> str:
 
 
 @router.websocket("/sessions/{session_id}/telemetry", name="telemetry")
-async def telemetry(
-    websocket: WebSocket,
-    session_id: str,
-    user: Annotated[User, Depends(authorize_websocket)],
-) -> None:
+async def telemetry(websocket: WebSocket, session_id: str) -> None:
+    await websocket.accept(subprotocol=_subprotocol(websocket))
+    try:
+        user = await run_in_threadpool(authorize_websocket, websocket)
+    except Denied as denied:
+        await websocket.close(websocket_close_code(denied), denied.message[:120])
+        return
     service = service_of(websocket)
     running = service.running(session_id)
     if running is None:
         try:
             row = await run_in_threadpool(service.store.get_session, session_id)
         except StoreError:
-            raise WebSocketException(WS_NOT_FOUND, f"no session with id {session_id!r}") from None
-        await websocket.accept(subprotocol=_subprotocol(websocket))
+            await websocket.close(WS_NOT_FOUND, "no such session")
+            return
+        await run_in_threadpool(record_read, service, user, WHAT, session_id)
         finished = {
             "run_id": row.id,
             "wall": row.ended_at.isoformat() if row.ended_at else None,
@@ -63,7 +71,7 @@ async def telemetry(
         await websocket.send_text(document("finished", finished))
         await websocket.close()
         return
-    await websocket.accept(subprotocol=_subprotocol(websocket))
+    await run_in_threadpool(record_read, service, user, WHAT, session_id)
     queue = running.listen()
     sender = asyncio.create_task(_send(websocket, queue))
     receiver = asyncio.create_task(_until_disconnect(websocket))
