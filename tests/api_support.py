@@ -1,10 +1,11 @@
-"""Shared set-up for the API tests: a real app on a SQLite file with two sim:// tables (Modbus TCP
+"""Shared set-up for the API tests: a real app on SQLite or PostgreSQL with two sim:// tables (Modbus TCP
 simulators in-process, clock 20x), a patient, a clinician, and a token for each role."""
 
 from __future__ import annotations
 
 import time
 import warnings
+import weakref
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -24,9 +25,11 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore")
     from fastapi.testclient import TestClient
 
-TIME_SCALE = 5.0
-"""Fast enough that a stopped session takes a second or two; slow enough that the table's heartbeat
-watchdog (5 ticks, or 1 s of session time: 200 ms real here) outlasts a busy test machine's stalls."""
+TIME_SCALE = 2.0
+"""Fast enough that a stopped session takes a few seconds; slow enough that every session-time
+bound keeps a real-time margin a busy two-core test machine can hold while the app, its database
+and the simulated tables share one process: the supervisor's 0.5 s staleness is 250 ms real, the
+table's heartbeat watchdog (1 s of session time) 500 ms, and 50 Hz ticks are 100 per second."""
 WORKSTATION = "ws-api"
 
 
@@ -41,12 +44,22 @@ class World:
     patient_ref: str = "MRN-0001"
     clinician_id: int = 0
 
+    def close(self) -> None:
+        _close(self.store, self.accounts)
+
     def headers(self, who: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.tokens[who]}"}
 
 
-def make_world(tmp: Path) -> World:
-    url = f"sqlite:///{tmp / 'traction.db'}"
+def _close(store: Store, accounts: Accounts) -> None:
+    """Give back every connection of a world's store (its writer's own, then the pool)."""
+    store.close()
+    store.engine.dispose()
+    accounts.engine.dispose()
+
+
+def make_world(tmp: Path, url: str) -> World:
+    """The app's settings and people on an empty database at ``url`` (see conftest_db)."""
     upgrade(url)
     engine = make_engine(url)
     store, accounts = Store(engine), Accounts(engine)
@@ -64,6 +77,8 @@ def make_world(tmp: Path) -> World:
         ],
     )
     world = World(settings, store, accounts, clinician_id=clinician.id or 0)
+    # a test that fails before its world.close() still gives its connections back
+    weakref.finalize(world, _close, store, accounts)
     for role in Role:
         user = accounts.create_user(
             role.value, role, clinician.id if role is Role.CLINICIAN else None
@@ -98,6 +113,9 @@ def prescription(world: World, table: str = "table-1", **extra: Any) -> dict[str
         "plan_of_care_ref": "POC-17",
     }
     body.update(extra)
+    for key in ("profile", "profile_name"):  # None: leave it out (the API refuses a null)
+        if key in body and body[key] is None:
+            del body[key]
     return body
 
 
@@ -109,6 +127,21 @@ def wait_sealed(client: TestClient, world: World, session_id: str) -> dict[str, 
         detail: dict[str, Any] = client.get(
             f"/sessions/{session_id}", params={"limit": 1}, headers=world.headers("technician")
         ).json()
-        if (detail["sealed"] and not detail["running"]) or time.monotonic() > deadline:
+        if detail["sealed"] and not detail["running"]:
             return detail
+        if time.monotonic() > deadline:
+            raise AssertionError(f"session {session_id} not sealed and ended in 30 s: {detail}")
         time.sleep(0.1)
+
+
+def errors(response: Any) -> list[dict[str, Any]]:
+    """A 422 refusal's violations, each with ``loc`` (its field split back into parts, list
+    positions as ints) and ``msg``; asserts the refusal shape on the way."""
+    body = response.json()
+    assert response.status_code == 422 and isinstance(body["detail"], str), body
+    found = []
+    for item in body["violations"]:
+        assert set(item) == {"field", "value", "limit", "message", "severity"}, item
+        loc = [int(p) if p.isdigit() else p for p in item["field"].split(".")]
+        found.append({"loc": loc, "msg": item["message"], **item})
+    return found

@@ -2,14 +2,29 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 
 import pytest
+from rich.console import Console
 
 from devices.clock import ScaledClock
 from simulators.ptypair import PtyPair
 
 pytest_plugins = ["conftest_db"]  # database fixtures (SQLite and PostgreSQL)
+
+
+@pytest.fixture(autouse=True)
+def consoles_read_columns_when_used() -> None:
+    """Rich fixes a console's width from COLUMNS when the console is made, and the command modules
+    make theirs as they are imported: in one test process, during whichever test imports them
+    first (which differs with how the files are spread over workers). Each test's COLUMNS (or the
+    terminal) decides instead, as it does for a command in a process of its own."""
+    for name, module in list(sys.modules.items()):
+        if name == "traction" or name.startswith("traction."):
+            for value in list(vars(module).values()):
+                if isinstance(value, Console):
+                    value._width = None  # what a console made without COLUMNS has
 
 
 @pytest.fixture
@@ -23,3 +38,19 @@ def pty_pair() -> Iterator[PtyPair]:
 def clock() -> ScaledClock:
     """Real-time session clock."""
     return ScaledClock(1.0)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Show what the OpenAPI contract test (tests/test_api_contract.py) ran and found."""
+    from served import SUMMARY
+
+    summaries: dict[str, str] = {}  # by test: each phase's report carries the test's properties
+    for reports in terminalreporter.stats.values():
+        for report in reports:
+            for name, value in getattr(report, "user_properties", ()):
+                if name == SUMMARY:
+                    summaries[report.nodeid] = value
+    if summaries:
+        terminalreporter.section("schemathesis (OpenAPI contract, every check, every role)")
+        for text in summaries.values():
+            terminalreporter.write_line(text)

@@ -9,16 +9,19 @@ to skip them on purpose.
 from __future__ import annotations
 
 import contextlib
+import gc
 import os
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
+from typer.testing import CliRunner, Result
 
 from devices.records import Started
 from session.db import make_engine, upgrade
@@ -50,11 +53,12 @@ def _ensure_pg_database(url: sa.URL) -> None:
                 conn.execute(f'CREATE DATABASE "{url.database}"')
 
 
-@pytest.fixture(params=BACKENDS)
-def db_url(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[str]:
-    """A URL to an empty database: a fresh SQLite file, or a fresh PostgreSQL schema."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'traction.db'}"
+@contextlib.contextmanager
+def database(backend: str, tmp: Path) -> Iterator[str]:
+    """A URL to an empty database on ``backend``: a fresh SQLite file in ``tmp``, or a fresh
+    PostgreSQL schema (dropped afterwards)."""
+    if backend == "sqlite":
+        yield f"sqlite:///{tmp / 'traction.db'}"
         return
     if os.environ.get("TRACTION_TEST_PG") == "skip":
         pytest.skip("PostgreSQL tests skipped on purpose (TRACTION_TEST_PG=skip)")
@@ -81,6 +85,72 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[str]:
         admin.dispose()
 
 
+@pytest.fixture(params=BACKENDS)
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A URL to an empty database: a fresh SQLite file, or a fresh PostgreSQL schema."""
+    with database(request.param, tmp_path) as url:
+        yield url
+
+
+@pytest.fixture(params=BACKENDS, scope="module")
+def module_db_url(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """One empty database per test module and backend, for modules that share one running app
+    (the API tests): each such module runs once on SQLite and once on PostgreSQL."""
+    with database(request.param, tmp_path_factory.mktemp("db")) as url:
+        yield url
+
+
+def dispose_engines() -> None:
+    """Close the connections of every store and engine still alive.
+
+    Commands run in-process (Typer's runner) open the store and leave it to the process exit; on
+    PostgreSQL the garbage collector would then drop open connections, which psycopg reports as a
+    ResourceWarning in whichever test happens to be running. A store's batch writer holds a
+    connection outside the engine's pool, so stores are closed first.
+    """
+    alive = gc.get_objects()
+    for obj in alive:
+        if isinstance(obj, Store):
+            obj.close()
+    for obj in alive:
+        if isinstance(obj, Engine):
+            obj.dispose()
+
+
+@pytest.fixture(autouse=True, scope="module")
+def collect_garbage_per_module() -> Iterator[None]:
+    """Collect garbage as each test module ends, after its own fixtures are torn down: a
+    connection the module leaves open then fails that module's last test, not whichever test
+    of another module the garbage collector happens to interrupt."""
+    yield
+    gc.collect()
+
+
+class CommandRunner(CliRunner):
+    """Typer's runner, closing the connections each command leaves behind as it returns (see
+    :func:`dispose_engines`), so a later garbage collection cannot fail an unrelated test."""
+
+    def invoke(self, *args: Any, **kwargs: Any) -> Result:
+        try:
+            return super().invoke(*args, **kwargs)
+        finally:
+            dispose_engines()
+
+
+def query(url: str, sql: str, **params: Any) -> list[tuple[Any, ...]]:
+    """Rows of ``sql`` on the database at ``url`` (either backend), for tests that look or tamper
+    underneath the product, as someone with database access would."""
+    engine = make_engine(url)
+    try:
+        with engine.begin() as conn:
+            result = conn.execute(sa.text(sql), params)
+            return [tuple(row) for row in result] if result.returns_rows else []
+    finally:
+        engine.dispose()
+
+
 @pytest.fixture
 def engine(db_url: str) -> Iterator[Engine]:
     """An engine on a database migrated to the head revision."""
@@ -91,8 +161,10 @@ def engine(db_url: str) -> Iterator[Engine]:
 
 
 @pytest.fixture
-def store(engine: Engine) -> Store:
-    return Store(engine)
+def store(engine: Engine) -> Iterator[Store]:
+    store = Store(engine)
+    yield store
+    store.close()  # its batch writer holds a connection outside the engine's pool
 
 
 @pytest.fixture

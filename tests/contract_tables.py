@@ -50,9 +50,15 @@ class ContractRig:
 
 
 @asynccontextmanager
-async def contract_rig(transport: str) -> AsyncIterator[ContractRig]:
-    """A running simulator for ``transport`` and a connected driver; leaves the table released."""
-    clock = ScaledClock(CLOCK_SCALE)
+async def contract_rig(
+    transport: str, *, scale: float = CLOCK_SCALE, line_baud: int = LINE_BAUD
+) -> AsyncIterator[ContractRig]:
+    """A running simulator for ``transport`` and a connected driver; leaves the table released.
+
+    ``line_baud`` is the rate the line-v1 driver is opened at (a pty pair carries any rate; the
+    control loop needs a faster line than 9600 baud to run its default tick).
+    """
+    clock = ScaledClock(scale)
     model = TableModel(SPEC, seed=7)
     async with contextlib.AsyncExitStack() as stack:
         if transport == "modbus-tcp":
@@ -91,7 +97,7 @@ async def contract_rig(transport: str) -> AsyncIterator[ContractRig]:
         elif transport == "line":
             pair = stack.enter_context(PtyPair())
             line = await start_line_simulator(
-                model, clock, pair.device_port, baud=LINE_BAUD, host_port=pair.host_port
+                model, clock, pair.device_port, baud=line_baud, host_port=pair.host_port
             )
             stack.push_async_callback(line.stop)
 
@@ -100,7 +106,7 @@ async def contract_rig(transport: str) -> AsyncIterator[ContractRig]:
 
             rig = ContractRig(
                 transport,
-                open_device(line_url(LINE_BAUD), clock),
+                open_device(line_url(line_baud), clock),
                 model,
                 clock,
                 cut=pair.cut,

@@ -1,6 +1,9 @@
 """A recording process for the crash test: records one session until it is killed.
 
-Usage: python session_recording_child.py MODE DB_URL PATIENT_ID CLINICIAN_ID WORKSTATION
+Usage: python session_recording_child.py MODE DB_URL PATIENT_ID CLINICIAN_ID WORKSTATION DATA_DIR
+
+The child claims the workstation identity kept in DATA_DIR (label WORKSTATION), as every entry point
+does, and journals its session there.
 
 MODE ``loop``: the real control loop runs the lumbar intermittent profile on a simulated table served
 over Modbus TCP on loopback (scaled clock), with the recorder subscribed to its stream.
@@ -18,6 +21,7 @@ import sys
 import time
 import uuid
 from datetime import UTC, datetime
+from pathlib import Path
 
 from devices.clock import ScaledClock
 from devices.configfiles import config_file
@@ -28,6 +32,7 @@ from devices.profiles import load_profile
 from devices.records import Phase, Record, Sample, Started
 from devices.stream import Stream
 from session.db import make_engine
+from session.identity import load_identity, register
 from session.recorder import Recorder
 from session.store import SessionContext, Store
 from traction.tables import open_table
@@ -43,11 +48,11 @@ class Announcer:
             print(f"P {record.seq} {time.monotonic()!r}", flush=True)
 
 
-def report_overflow(kind: StopKind, reason: str) -> None:
-    print(f"OVERFLOW {kind} {reason}", flush=True)
+def report_failure(kind: StopKind, reason: str) -> None:
+    print(f"FAILURE {kind} {reason}", flush=True)
 
 
-async def with_loop(store: Store, context: SessionContext) -> None:
+async def with_loop(store: Store, context: SessionContext, journals: Path) -> None:
     clock = ScaledClock(10.0)  # a 10-minute profile takes a minute: longer than the test waits
     profile = load_profile(config_file("profiles", "lumbar-intermittent.toml"))
     async with open_table("sim://lumbar", clock) as opened:
@@ -62,7 +67,7 @@ async def with_loop(store: Store, context: SessionContext) -> None:
             tick_hz=50.0,
             operator_confirmed=True,
         )
-        recorder = Recorder(store, context, loop.request_stop)
+        recorder = Recorder(store, context, loop.request_stop, journal_dir=journals)
         stream.subscribe(recorder)
         stream.subscribe(Announcer())
         async with recorder:
@@ -70,9 +75,9 @@ async def with_loop(store: Store, context: SessionContext) -> None:
             await recorder.wait_finished()
 
 
-async def with_records(store: Store, context: SessionContext) -> None:
+async def with_records(store: Store, context: SessionContext, journals: Path) -> None:
     stream = Stream()
-    recorder = Recorder(store, context, report_overflow)
+    recorder = Recorder(store, context, report_failure, journal_dir=journals)
     stream.subscribe(recorder)
     stream.subscribe(Announcer())
     recorder.start()
@@ -94,10 +99,15 @@ async def with_records(store: Store, context: SessionContext) -> None:
 
 
 def main() -> None:
-    mode, url, patient, clinician, workstation = sys.argv[1:6]
+    mode, url, patient, clinician, workstation, data_dir = sys.argv[1:7]
     store = Store(make_engine(url))
-    context = SessionContext(int(patient), int(clinician), workstation, ("lumbar",))
-    asyncio.run((with_loop if mode == "loop" else with_records)(store, context))
+    identity = load_identity(Path(data_dir), workstation)
+    register(store.engine, identity)
+    context = SessionContext(
+        int(patient), int(clinician), workstation, ("lumbar",), workstation_id=identity.id
+    )
+    run = with_loop if mode == "loop" else with_records
+    asyncio.run(run(store, context, identity.journal_dir))
 
 
 if __name__ == "__main__":

@@ -3,16 +3,18 @@ revoked or their user deactivated."""
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 import typer
+from conftest_db import CommandRunner, dispose_engines
 from sqlalchemy.engine import Engine
-from typer.testing import CliRunner
 
-from session.accounts import AccountError, Accounts, Role, token_digest
+from session.accounts import AccountError, Accounts, LastAdmin, Role, token_digest
 from session.db import make_engine
 from session.models import Discipline
 from session.store import Store
@@ -60,12 +62,24 @@ def test_unknown_malformed_expired_and_revoked_tokens_are_refused(accounts: Acco
 
 
 def test_a_deactivated_users_tokens_stop_working(accounts: Accounts) -> None:
-    accounts.create_user("lee", Role.ADMIN)
+    accounts.create_user("lee", Role.TECHNICIAN)
     issued = accounts.issue_token("lee", ttl_hours=1)
     accounts.deactivate("lee")
     assert accounts.authenticate(issued.plaintext) is None
     with pytest.raises(AccountError, match="deactivated"):
         accounts.issue_token("lee", ttl_hours=1)
+
+
+def test_the_last_active_admin_cannot_be_deactivated(accounts: Accounts) -> None:
+    accounts.create_user("ana", Role.ADMIN)
+    accounts.create_user("ben", Role.ADMIN)
+    accounts.create_user("cal", Role.BILLING)
+    accounts.deactivate("ana")
+    with pytest.raises(LastAdmin, match="'ben' is the last active admin; add another admin"):
+        accounts.deactivate("ben")
+    assert accounts.get_user("ben").active
+    accounts.deactivate("cal")  # other roles go as they please
+    accounts.deactivate("ana")  # an inactive admin counts for nothing, and may be deactivated again
 
 
 def test_bad_requests_name_the_field_and_rule(accounts: Accounts) -> None:
@@ -99,35 +113,40 @@ cli.add_typer(tokens_app, name="tokens")
 
 
 @pytest.fixture
-def cli_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def cli_env(tmp_path: Path, db_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     monkeypatch.setenv("TRACTION_DATA_DIR", str(tmp_path))
-    monkeypatch.delenv("TRACTION_DATABASE_URL", raising=False)
+    monkeypatch.setenv("TRACTION_DATABASE_URL", db_url)
     monkeypatch.delenv("TRACTION_CONFIG", raising=False)
-    return tmp_path
+    yield tmp_path
+    dispose_engines()
 
 
 def test_users_and_tokens_commands_print_a_token_once_and_refuse_it_once_revoked(
     cli_env: Path,
 ) -> None:
-    runner = CliRunner()
+    runner = CommandRunner()
     added = runner.invoke(cli, ["users", "add", "ops", "--role", "admin"])
     assert added.exit_code == 0, added.output
     created = runner.invoke(cli, ["tokens", "create", "ops", "--ttl-hours", "2", "--label", "x"])
     assert created.exit_code == 0, created.output
     token = created.stdout.strip().splitlines()[0]
-    accounts = Accounts(make_engine(f"sqlite:///{cli_env / 'traction.db'}"))
+    accounts = Accounts(make_engine(os.environ["TRACTION_DATABASE_URL"]))
     assert accounts.authenticate(token) is not None
     listed = runner.invoke(cli, ["tokens", "list"])
     assert "valid" in listed.stdout and token not in listed.stdout
     assert runner.invoke(cli, ["tokens", "revoke", "1"]).exit_code == 0
     assert accounts.authenticate(token) is None
     assert "revoked" in runner.invoke(cli, ["tokens", "list", "--user", "ops"]).stdout
+    last = runner.invoke(cli, ["users", "deactivate", "ops"])
+    assert last.exit_code == Exit.USAGE and "last active admin" in last.output
+    assert runner.invoke(cli, ["users", "add", "ops2", "--role", "admin"]).exit_code == 0
     assert runner.invoke(cli, ["users", "deactivate", "ops"]).exit_code == 0
     assert " no " in runner.invoke(cli, ["users", "list"]).stdout
+    accounts.engine.dispose()
 
 
 def test_account_commands_fail_cleanly_with_usage_exit_codes(cli_env: Path) -> None:
-    runner = CliRunner()
+    runner = CommandRunner()
     runner.invoke(cli, ["users", "add", "ops", "--role", "admin"])
     again = runner.invoke(cli, ["users", "add", "ops", "--role", "admin"])
     assert again.exit_code == Exit.USAGE and "already exists" in again.output

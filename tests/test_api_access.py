@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from api_support import TIME_SCALE, TestClient, World, make_world, running_client
+from api_support import TIME_SCALE, TestClient, World, errors, make_world, running_client
 from fastapi.routing import APIRoute, APIWebSocketRoute
 from starlette.websockets import WebSocketDisconnect
 
@@ -17,8 +17,10 @@ from traction.api.auth import WS_FORBIDDEN, WS_UNAUTHORIZED
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory) -> World:
-    return make_world(tmp_path_factory.mktemp("api-access"))
+def world(tmp_path_factory: pytest.TempPathFactory, module_db_url: str) -> Iterator[World]:
+    world = make_world(tmp_path_factory.mktemp("api-access"), module_db_url)
+    yield world
+    world.close()
 
 
 @pytest.fixture(scope="module")
@@ -99,13 +101,14 @@ def test_the_matrix_gives_each_role_what_the_clinic_expects() -> None:
     add_patient, add_clinician = ("POST", "/patients"), ("POST", "/clinicians")
     people = {("GET", "/patients"), ("GET", "/clinicians")}
     live = (WEBSOCKET, "/sessions/{session_id}/telemetry")
+    ack = ("POST", "/tables/{name}/ack")  # clearing a safety lock: only who runs the table
     expected = {
-        Role.TECHNICIAN: {start, change, read, live, *people},
-        Role.CLINICIAN: {start, change, amend, export, add_patient, read, live, *people},
+        Role.TECHNICIAN: {start, change, ack, read, live, *people},
+        Role.CLINICIAN: {start, change, ack, amend, export, add_patient, read, live, *people},
         Role.BILLING: {export, read, live, *people},
         Role.ADMIN: {add_user, add_patient, add_clinician, read, live, *people},
     }
-    guarded = {start, change, amend, export, add_user, add_patient, add_clinician}
+    guarded = {start, change, ack, amend, export, add_user, add_patient, add_clinician}
     for role, granted in expected.items():
         mine = routes_for(role)
         assert granted <= mine, role
@@ -140,7 +143,7 @@ def test_a_refusal_names_the_role_the_route_and_the_permission(
     )
 
 
-def test_admin_issues_lists_and_revokes_tokens_and_deactivates_users(
+def test_admin_manages_accounts_but_never_mints_a_token_for_someone_else(
     client: TestClient,
     world: World,
 ) -> None:
@@ -148,29 +151,39 @@ def test_admin_issues_lists_and_revokes_tokens_and_deactivates_users(
     created = client.post("/admin/users", json={"name": "kim", "role": "billing"}, headers=admin)
     assert created.status_code == 201 and created.json()["role"] == "billing"
     duplicate = client.post("/admin/users", json={"name": "kim", "role": "billing"}, headers=admin)
-    assert duplicate.status_code == 422 and duplicate.json()["detail"][0]["loc"] == ["body", "name"]
+    assert duplicate.status_code == 422 and errors(duplicate)[0]["loc"] == ["body", "name"]
     bad_role = client.post("/admin/users", json={"name": "lou", "role": "nurse"}, headers=admin)
-    assert bad_role.status_code == 422 and bad_role.json()["detail"][0]["loc"] == ["body", "role"]
+    assert bad_role.status_code == 422 and errors(bad_role)[0]["loc"] == ["body", "role"]
 
-    issued = client.post(
-        "/admin/tokens", json={"user": "kim", "label": "front desk"}, headers=admin
-    )
-    assert issued.status_code == 201
-    token, token_id = issued.json()["token"], issued.json()["id"]
-    kim = {"Authorization": f"Bearer {token}"}
+    for_kim = client.post("/admin/tokens", json={"user": "kim"}, headers=admin)
+    assert for_kim.status_code == 403 and "traction tokens create kim" in for_kim.json()["detail"]
+    assert world.accounts.tokens("kim") == []
+
+    own = client.post("/admin/tokens", json={"label": "second screen"}, headers=admin)
+    assert own.status_code == 201 and own.json()["user"] == "admin"
+    second_screen = {"Authorization": f"Bearer {own.json()['token']}"}
+    assert client.get("/me", headers=second_screen).json()["name"] == "admin"
+    named = client.post("/admin/tokens", json={"user": "admin"}, headers=admin)
+    assert named.status_code == 201 and named.json()["user"] == "admin"
+
+    token = world.accounts.issue_token("kim", 1, "front desk")  # on the workstation, by the CLI
+    kim = {"Authorization": f"Bearer {token.plaintext}"}
     assert client.get("/me", headers=kim).json()["permissions"] == ["export", "read"]
     listed = client.get("/admin/tokens", params={"user": "kim"}, headers=admin)
     assert [t["label"] for t in listed.json()] == ["front desk"]
-    assert token not in listed.text
-
-    revoked = client.post(f"/admin/tokens/{token_id}/revoke", headers=admin)
+    assert token.plaintext not in listed.text
+    revoked = client.post(f"/admin/tokens/{token.token.id}/revoke", headers=admin)
     assert revoked.status_code == 200 and revoked.json()["revoked_at"]
     assert client.get("/me", headers=kim).status_code == 401
 
-    second = client.post("/admin/tokens", json={"user": "kim"}, headers=admin).json()["token"]
-    assert client.get("/me", headers={"Authorization": f"Bearer {second}"}).status_code == 200
+    again = world.accounts.issue_token("kim", 1).plaintext
+    assert client.get("/me", headers={"Authorization": f"Bearer {again}"}).status_code == 200
     assert client.post("/admin/users/kim/deactivate", headers=admin).json()["active"] is False
-    assert client.get("/me", headers={"Authorization": f"Bearer {second}"}).status_code == 401
+    assert client.get("/me", headers={"Authorization": f"Bearer {again}"}).status_code == 401
+
+    itself = client.post("/admin/users/admin/deactivate", headers=admin)
+    assert itself.status_code == 409 and "itself" in itself.json()["detail"]
+    assert client.get("/me", headers=admin).status_code == 200
     settings = client.get("/admin/settings", headers=admin).json()
     assert settings["sim_time_scale"] == TIME_SCALE and len(settings["tables"]) == 2
 

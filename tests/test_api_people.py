@@ -7,12 +7,14 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from api_support import TestClient, World, make_world, prescription, running_client
+from api_support import TestClient, World, errors, make_world, prescription, running_client
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory) -> World:
-    return make_world(tmp_path_factory.mktemp("api-people"))
+def world(tmp_path_factory: pytest.TempPathFactory, module_db_url: str) -> Iterator[World]:
+    world = make_world(tmp_path_factory.mktemp("api-people"), module_db_url)
+    yield world
+    world.close()
 
 
 @pytest.fixture(scope="module")
@@ -24,7 +26,8 @@ PATIENT: dict[str, Any] = {
     "reference": "MRN-0412",
     "body_weight_kg": 70.5,
     "sex": "female",
-    "contraindications": ["claustrophobia"],
+    "contraindications": [],
+    "precautions": ["claustrophobia"],
     "payer_id": "medicare",
 }
 CLINICIAN: dict[str, Any] = {
@@ -40,11 +43,11 @@ def test_patients_are_registered_listed_and_ready_for_a_session(
 ) -> None:
     created = client.post("/patients", json=PATIENT, headers=world.headers("clinician"))
     assert created.status_code == 201, created.text
-    assert created.json() == {"id": created.json()["id"], **PATIENT}
+    assert created.json() == {"id": created.json()["id"], **PATIENT, "version": 1}
     listed = client.get("/patients", headers=world.headers("billing")).json()
     assert [p["reference"] for p in listed] == ["MRN-0001", "MRN-0002", "MRN-0412"]
     assert listed[-1] == created.json()
-    assert world.store.patient_by_reference("MRN-0412").contraindications == ["claustrophobia"]
+    assert world.store.patient_by_reference("MRN-0412").precautions == ["claustrophobia"]
 
     body = prescription(world, patient_reference="MRN-0412")
     checked = client.post("/sessions/validate", json=body, headers=world.headers("technician"))
@@ -74,9 +77,15 @@ def test_a_duplicate_patient_reference_is_409_naming_it(client: TestClient, worl
         (
             {"contraindications": ["osteoporosis", "bad_knees"]},
             ["body", "contraindications", 1],
-            "'bad_knees' is not a contraindication or precaution",
+            "'bad_knees' is not one of the contraindications",
         ),
-        ({"body_weight_kg": 0}, ["body", "body_weight_kg"], "greater than 0"),
+        (
+            {"contraindications": ["claustrophobia"]},
+            ["body", "contraindications", 0],
+            "'claustrophobia' is a precaution in the safety limits; enter it under precautions",
+        ),
+        ({"body_weight_kg": 19.9}, ["body", "body_weight_kg"], "greater than or equal to 20"),
+        ({"body_weight_kg": 640}, ["body", "body_weight_kg"], "less than or equal to 300"),
         ({"sex": "f"}, ["body", "sex"], "'female'"),
         ({"reference": ""}, ["body", "reference"], "at least 1 character"),
         ({"reference": "   "}, ["body", "reference"], "must not be empty"),
@@ -89,7 +98,7 @@ def test_a_bad_patient_is_refused_naming_the_field(
     body = {**PATIENT, "reference": "MRN-0499", **change}
     refused = client.post("/patients", json=body, headers=world.headers("admin"))
     assert refused.status_code == 422, refused.text
-    [error] = refused.json()["detail"]
+    [error] = errors(refused)
     assert error["loc"] == loc and words in error["msg"], error
     assert body["reference"] not in {p.reference for p in world.store.list_patients()}
 
@@ -99,8 +108,8 @@ def test_unknown_contraindication_message_lists_the_known_keys(
 ) -> None:
     body = {**PATIENT, "reference": "MRN-0498", "contraindications": ["Pregnancy"]}
     refused = client.post("/patients", json=body, headers=world.headers("clinician"))
-    message = refused.json()["detail"][0]["msg"]
-    assert "'Pregnancy'" in message and "pregnancy" in message and "claustrophobia" in message
+    message = errors(refused)[0]["msg"]
+    assert "'Pregnancy'" in message and "pregnancy" in message and "osteoporosis" in message
 
 
 def test_clinicians_are_registered_listed_and_can_treat(client: TestClient, world: World) -> None:
@@ -147,7 +156,7 @@ def test_a_bad_clinician_is_refused_naming_the_field(
         "/clinicians", json={**CLINICIAN, **change}, headers=world.headers("admin")
     )
     assert refused.status_code == 422, refused.text
-    [error] = refused.json()["detail"]
+    [error] = errors(refused)
     assert error["loc"] == loc
 
 
@@ -155,7 +164,7 @@ def test_validation_knows_the_patients_history_for_the_first_session_cap(
     client: TestClient, world: World
 ) -> None:
     """A new female patient's first lumbar session above 40 lbf is flagged, counted from the store."""
-    new = {**PATIENT, "reference": "MRN-0500", "sex": "female", "contraindications": []}
+    new = {**PATIENT, "reference": "MRN-0500", "sex": "female", "precautions": []}
     assert client.post("/patients", json=new, headers=world.headers("clinician")).status_code == 201
     profile = {
         "mode": "intermittent",
@@ -173,15 +182,16 @@ def test_validation_knows_the_patients_history_for_the_first_session_cap(
     del body["profile_name"]
     checked = client.post("/sessions/validate", json=body, headers=world.headers("technician"))
     assert checked.status_code == 200, checked.text
-    [warning] = checked.json()["violations"]
-    assert warning["severity"] == "warn" and "usual cap for lumbar session 1" in warning["message"]
+    [cap] = checked.json()["violations"]
+    assert checked.json()["ok"] is False
+    assert cap["severity"] == "block" and "usual cap for lumbar session 1" in cap["message"]
 
 
 def test_an_unknown_payer_is_refused_naming_the_field(client: TestClient, world: World) -> None:
     bad = {**PATIENT, "reference": "MRN-0600", "payer_id": "acme-health"}
     refused = client.post("/patients", json=bad, headers=world.headers("clinician"))
     assert refused.status_code == 422
-    [error] = refused.json()["detail"]
+    [error] = errors(refused)
     assert error["loc"] == ["body", "payer_id"] and "configs/payers.toml" in error["msg"]
 
 
@@ -191,11 +201,11 @@ def test_deleted_and_header_diagnosis_codes_are_refused_where_entered(
     body = prescription(world, diagnosis_codes=["M51.16", "M54.5"])
     refused = client.post("/sessions/validate", json=body, headers=world.headers("technician"))
     assert refused.status_code == 422
-    [error] = refused.json()["detail"]
+    [error] = errors(refused)
     assert error["loc"] == ["body", "diagnosis_codes", 1] and "M54.50" in error["msg"]
     header = prescription(world, diagnosis_codes=["M51.36"])
     refused = client.post("/sessions/validate", json=header, headers=world.headers("technician"))
-    assert "category header" in refused.json()["detail"][0]["msg"]
+    assert "category header" in errors(refused)[0]["msg"]
     # a valid code outside the spine list is accepted here; billing readiness flags it later
     other = prescription(world, diagnosis_codes=["M51.16", "J45.909"])
     accepted = client.post("/sessions/validate", json=other, headers=world.headers("technician"))

@@ -233,10 +233,13 @@ def test_chiropractor_to_medicare_gets_gp_gy_and_never_gz() -> None:
     assert "CHIRO_MEDICARE" not in codes(check_readiness([clean], CIGNA))
 
 
-def test_decompression_with_medicare_blocks_without_an_abn() -> None:
+def test_decompression_with_medicare_is_gz_without_an_abn_and_ga_with_one() -> None:
     doc = make_doc(decompression=True)
     found = codes(check_readiness([doc], MEDICARE))
-    assert found["DECOMPRESSION_NOT_COVERED"] == Severity.BLOCKING
+    assert found == {
+        "DECOMPRESSION_NOT_COVERED": Severity.WARNING,  # non-covered: billed for the denial
+        "ABN_GA_GZ": Severity.WARNING,
+    }
     assert line_mods(doc) == ("GP", "GZ")
     signed = make_doc(decompression=True, abn=AbnStatus.SIGNED)
     assert codes(check_readiness([signed], MEDICARE)) == {
@@ -309,3 +312,48 @@ def test_bad_ncci_indicator_is_refused() -> None:
         load_ncci_pairs(
             '[[pairs]]\ncolumn1 = "1"\ncolumn2 = "97012"\nmodifier_indicator = 4\n', "f"
         )
+
+
+@pytest.mark.parametrize(
+    ("npi", "blocked"),
+    [("123456789", True), ("1234567893", False), ("12345678931", True), ("12345678a3", True)],
+)
+def test_the_npi_must_be_exactly_ten_digits(npi: str, blocked: bool) -> None:
+    doc = make_doc(treating=PT.model_copy(update={"npi": npi}))
+    assert ("NO_NPI" in codes(check_readiness([doc], MEDICARE))) is blocked
+
+
+@pytest.mark.parametrize(("minutes", "warned"), [(14.99, True), (15.0, False), (15.01, False)])
+def test_the_payers_minimum_minutes_warns_just_below_only(minutes: float, warned: bool) -> None:
+    doc = make_doc(payer="cigna-example", prior_active_care_weeks=4)
+    doc = doc.model_copy(
+        update={"delivered": doc.delivered.model_copy(update={"treatment_minutes": minutes})}
+    )
+    assert ("MINUTES_BELOW_PAYER_MIN" in codes(check_readiness([doc], CIGNA))) is warned
+
+
+@pytest.mark.parametrize(
+    ("prior", "kx"), [("2465.76", False), ("2465.77", False), ("2465.78", True)]
+)
+def test_kx_at_just_below_exactly_and_just_above_the_threshold(prior: str, kx: bool) -> None:
+    """2026 threshold $2,480 with a $14.23 fee: 2465.77 + 14.23 is exactly 2480.00."""
+    doc = make_doc(start=datetime(2026, 3, 14, 14, 0, tzinfo=UTC))
+    (line,) = billing_lines([doc], MEDICARE, year_to_date_spend=Decimal(prior))
+    assert ("KX" in line.modifiers) is kx
+    assert ("KX_REQUIRED" in codes(check_readiness([doc], MEDICARE, Decimal(prior)))) is kx
+
+
+def test_kx_runs_per_patient_not_per_payer_group() -> None:
+    """Four patients at $2,450 each: every one reaches $2,464.23, none passes $2,480."""
+    docs = [
+        make_doc(f"s{n}", patient_ref=f"P-{n}", start=datetime(2026, 3, 14, 14, 0, tzinfo=UTC))
+        for n in range(4)
+    ]
+    lines = billing_lines(docs, MEDICARE, year_to_date_spend=Decimal("2450"))
+    assert len(lines) == 4 and all("KX" not in line.modifiers for line in lines)
+
+
+def test_simulated_sessions_have_no_line_and_are_blocked() -> None:
+    doc = make_doc().model_copy(update={"simulated": True, "time_scale": 20.0})
+    assert billing_lines([doc], MEDICARE) == []
+    assert codes(check_readiness([doc], MEDICARE))["SIMULATED"] == Severity.BLOCKING

@@ -1,35 +1,42 @@
-"""The `traction` command through Typer's runner, on real simulated tables and real SQLite files."""
+"""The `traction` command through Typer's runner, on real simulated tables, on a SQLite file and on
+PostgreSQL (``db_url``): the command reads the database from ``TRACTION_DATABASE_URL``."""
 
+import contextlib
 import json
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import jsonschema
 import pytest
+import sqlalchemy as sa
+from cli_support import QUICK_PROFILE, QUICK_SCALE, sign_in
+from conftest_db import CommandRunner, dispose_engines, query
 from pypdf import PdfReader
-from typer.testing import CliRunner
 
 from session.export.json_doc import published_schema
+from session.journal import is_owned
 from traction.cli import app
 from traction.exitcodes import Exit
 
-SCALE = "20"
+SCALE = QUICK_SCALE
 
 
 @pytest.fixture
-def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def data_dir(tmp_path: Path, db_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     monkeypatch.setenv("TRACTION_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("TRACTION_DATABASE_URL", db_url)
     monkeypatch.setenv("COLUMNS", "160")
-    return tmp_path
+    yield tmp_path
+    dispose_engines()
 
 
 def invoke(*args: str) -> tuple[int, str]:
-    result = CliRunner().invoke(app, list(args))
+    result = CommandRunner().invoke(app, list(args))
     return result.exit_code, result.output
 
 
@@ -61,34 +68,48 @@ def setup_people(weight: str = "82", *extra: str) -> None:
     assert code == 0, out
 
 
-def session_ids(db: Path) -> list[str]:
-    with sqlite3.connect(db) as conn:
-        return [row[0] for row in conn.execute("SELECT id FROM sessions ORDER BY started_at")]
+def session_ids() -> list[str]:
+    """Ids of the recorded sessions, oldest first, read underneath the product."""
+    return [row[0] for row in query(os.environ["TRACTION_DATABASE_URL"], SESSION_IDS)]
+
+
+SESSION_IDS = "SELECT id FROM sessions ORDER BY started_at"
 
 
 def test_demo_runs_to_the_end_and_its_exports_open(data_dir: Path) -> None:
-    code, out = invoke("demo", "--time-scale", SCALE)
+    code, out = invoke("demo", "--profile", QUICK_PROFILE, "--time-scale", SCALE)
     assert code == 0, out
-    assert "completed" in out and "97012" in out and "no blocking findings" in out
-    pdf = next(data_dir.glob("exports/*/*.pdf"))
+    assert "completed" in out and "97012" in out and "no blocking findings besides SIMULATED" in out
+    pdf = next(data_dir.glob("demo/exports/*/*.pdf"))
     reader = PdfReader(pdf)
     text = "".join(page.extract_text() for page in reader.pages)
     assert "97012" in text and "DEMO-0001" in text and "M51.16" in text
     assert any(page.images for page in reader.pages)  # the force/time plot
-    doc = json.loads(next(data_dir.glob("exports/*/*[0-9a-f].json")).read_text())
+    assert "SIMULATED" in text
+    doc = json.loads(next(data_dir.glob("demo/exports/*/*[0-9a-f].json")).read_text())
     jsonschema.validate(doc, published_schema())
     assert doc["delivered"]["cycles"] >= 1
-    assert (data_dir / "exports" / "billing-lines.csv").read_text().count("97012") == 1
+    assert doc["simulated"] is True and doc["billing"]["status"] == "simulated"
+    assert not list(data_dir.glob("demo/exports/*.csv"))  # never a claim file
+
+
+def test_run_refuses_a_first_session_above_the_cap_with_exit_3(data_dir: Path) -> None:
+    setup_people()
+    code, out = invoke(
+        "run", "lumbar-intermittent", "--confirm-force", "--patient", "MRN-1", "--clinician", "1"
+    )
+    assert code == Exit.REFUSED, out
+    assert "usual cap for lumbar session 1" in out and "nothing was started" in out
 
 
 def test_run_refuses_a_contraindicated_patient_with_exit_3(data_dir: Path) -> None:
     setup_people("82", "--contraindication", "osteoporosis")
     code, out = invoke(
-        "run", "demo", "--patient", "MRN-1", "--clinician", "1", "--time-scale", SCALE
+        "run", QUICK_PROFILE, "--patient", "MRN-1", "--clinician", "1", "--time-scale", SCALE
     )
     assert code == Exit.REFUSED, out
     assert "Osteoporosis" in out and "nothing was started" in out
-    assert session_ids(data_dir / "traction.db") == []
+    assert session_ids() == []
 
 
 def test_run_completes_then_sessions_verify_and_export(data_dir: Path) -> None:
@@ -110,7 +131,7 @@ def test_run_completes_then_sessions_verify_and_export(data_dir: Path) -> None:
         SCALE,
     )
     assert code == Exit.OK, out
-    [sid] = session_ids(data_dir / "traction.db")
+    [sid] = session_ids()
     code, out = invoke("sessions", "list", "--patient", "MRN-1")
     assert code == 0 and sid[:12] in out and "completed" in out
     code, out = invoke("sessions", "show", sid, "--plot", str(data_dir / "plot.png"))
@@ -119,18 +140,20 @@ def test_run_completes_then_sessions_verify_and_export(data_dir: Path) -> None:
     code, out = invoke("verify", sid[:8])  # a unique prefix, as listed
     assert code == 0 and "ok" in out
     code, out = invoke("export", sid, "-f", "csv", "-f", "x12", "--out", str(data_dir / "claims"))
-    assert code == 0, out
-    assert "blocked" in out and "NO_SIGNATURE" in out  # nobody signed yet: billing is told
-    assert (data_dir / "claims" / sid / f"{sid}.837p.txt").read_text().startswith("HI*")
-    code, out = invoke(
-        "sessions", "amend", sid, "diagnosis_codes", '["M51.36"]', "--who", "D", "--why", "x"
-    )
+    assert code == Exit.HELD, out  # a simulated table (x20 time): documented, never billed
+    assert "simulated" in out and "SIMULATED" in out and "NO_SIGNATURE" in out
+    assert not (data_dir / "claims" / sid / f"{sid}.837p.txt").exists()
+    assert not (data_dir / "claims" / "billing-lines.csv").exists()
+    code, out = invoke("sessions", "sign", sid)
+    assert code == Exit.USAGE and "traction login" in out  # nobody signed in: nobody signs
+    sign_in("dreyes", clinician=1)
+    code, out = invoke("sessions", "amend", sid, "diagnosis_codes", '["M51.36"]', "--why", "x")
     assert code == Exit.USAGE and "category header" in out
-    code, out = invoke("sessions", "sign", sid, "--clinician", "1")
+    code, out = invoke("sessions", "sign", sid)
     assert code == 0, out
     code, out = invoke("export", sid, "-f", "pdf", "--out", str(data_dir / "note.pdf"))
-    assert code == 0, out
-    assert "ready" in out and PdfReader(data_dir / "note.pdf").pages
+    assert code == Exit.HELD, out
+    assert "simulated" in out and PdfReader(data_dir / "note.pdf").pages
     code, out = invoke("export", sid, "-f", "pdf", "-f", "json", "--out", str(data_dir / "x.pdf"))
     assert code == Exit.USAGE and "one session and one --format" in out
 
@@ -150,12 +173,15 @@ def test_a_stop_switch_trip_exits_4_and_tampering_exits_6(data_dir: Path) -> Non
         "stop-switch@30",
     )
     assert code == Exit.TRIPPED, out
-    [sid] = session_ids(data_dir / "traction.db")
-    with sqlite3.connect(data_dir / "traction.db") as conn:
-        conn.execute(
-            "UPDATE samples SET measured_n = measured_n + 1 WHERE session_id = ? AND seq = 3",
-            (sid,),
-        )
+    last_frame = out[out.rindex("╭") :]  # the live panel as it was left on screen
+    assert "RELEASED: no traction force is applied" in last_frame
+    assert "Ctrl-C" not in last_frame and "remaining" not in last_frame
+    [sid] = session_ids()
+    query(
+        os.environ["TRACTION_DATABASE_URL"],
+        "UPDATE samples SET measured_n = measured_n + 1 WHERE session_id = :s AND seq = 3",
+        s=sid,
+    )
     code, out = invoke("verify", sid)
     assert code == Exit.INTEGRITY, out
     assert "CHANGED" in out
@@ -177,23 +203,23 @@ def test_usage_errors_exit_2_with_the_rule(data_dir: Path) -> None:
     )
     assert code == Exit.USAGE and "only simulated (sim://) tables" in out
     code, out = invoke(
-        "run", "demo", "--patient", "MRN-1", "--clinician", "1", "--diagnosis", "M54.5"
+        "run", QUICK_PROFILE, "--patient", "MRN-1", "--clinician", "1", "--diagnosis", "M54.5"
     )
     assert code == Exit.USAGE and "diagnosis_codes[0]" in out and "M54.50" in out
     code, out = invoke("run", "nope", "--patient", "MRN-1", "--clinician", "1")
     assert code == Exit.USAGE and "neither a file nor a shipped profile" in out
-    code, out = invoke("run", "demo", "--patient", "MRN-404", "--clinician", "1")
+    code, out = invoke("run", QUICK_PROFILE, "--patient", "MRN-404", "--clinician", "1")
     assert code == Exit.USAGE and "MRN-404" in out
     code, out = invoke("patients", "add", "MRN-1", "--weight-kg", "80")
     assert code == Exit.USAGE and "already exists" in out
     code, out = invoke(
         "patients", "add", "MRN-2", "--weight-kg", "80", "--contraindication", "gout"
     )
-    assert code == Exit.USAGE and "'gout' is not a contraindication" in out
+    assert code == Exit.USAGE and "'gout' is not one of the contraindications" in out
     code, out = invoke("patients", "add", "MRN-2", "--weight-kg", "80", "--payer", "acme")
     assert code == Exit.USAGE and "'acme' is not a payer" in out
     code, out = invoke(
-        "run", "demo", "--patient", "MRN-1", "--clinician", "1", "--region", "cervical"
+        "run", QUICK_PROFILE, "--patient", "MRN-1", "--clinician", "1", "--region", "cervical"
     )
     assert code == Exit.USAGE and "treats lumbar" in out
 
@@ -240,8 +266,7 @@ def test_signals_stop_the_session_and_the_table_ends_released(
             "-m",
             "traction",
             "run",
-            "lumbar-intermittent",
-            "--confirm-force",
+            "demo",
             "--patient",
             "MRN-1",
             "--clinician",
@@ -254,26 +279,26 @@ def test_signals_stop_the_session_and_the_table_ends_released(
         stderr=subprocess.STDOUT,
         text=True,
     )
-    db = data_dir / "traction.db"
+    url = os.environ["TRACTION_DATABASE_URL"]
     deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
+    while True:
         time.sleep(0.5)
-        if db.exists() and session_ids(db):
-            with sqlite3.connect(db) as conn:
-                if conn.execute("SELECT count(*) FROM samples").fetchone()[0] > 20:
-                    break
+        if proc.poll() is not None:
+            pytest.fail(f"`traction run` ended before recording 20 samples:\n{proc.stdout.read()}")
+        if time.monotonic() > deadline:
+            proc.kill()
+            pytest.fail("`traction run` recorded no 20 samples in 30 s")
+        with contextlib.suppress(sa.exc.OperationalError, sa.exc.ProgrammingError):
+            if query(url, "SELECT count(*) FROM samples")[0][0] > 20:  # schema may not exist yet
+                break
     for sig in signals:
         proc.send_signal(sig)
         time.sleep(0.3)
     out, _ = proc.communicate(timeout=60)
     assert proc.returncode == Exit.STOPPED, out
-    assert "usual cap for lumbar session 1" in out  # first-session cap listed as a warning
-    with sqlite3.connect(db) as conn:
-        outcome, reason = conn.execute("SELECT outcome, outcome_reason FROM sessions").fetchone()
-        kinds = [k for (k,) in conn.execute("SELECT kind FROM events ORDER BY seq")]
-        last_phases = [
-            p for (p,) in conn.execute("SELECT phase FROM samples ORDER BY seq DESC LIMIT 3")
-        ]
+    [(outcome, reason)] = query(url, "SELECT outcome, outcome_reason FROM sessions")
+    kinds = [k for (k,) in query(url, "SELECT kind FROM events ORDER BY seq")]
+    last_phases = [p for (p,) in query(url, "SELECT phase FROM samples ORDER BY seq DESC LIMIT 3")]
     assert outcome == "stopped"
     assert "stop_requested" in kinds and kinds[-1] == "released"
     if signals == [signal.SIGINT]:
@@ -282,3 +307,79 @@ def test_signals_stop_the_session_and_the_table_ends_released(
         assert "SIGTERM" in reason and last_phases[0] != "stopping"  # let go at once
     else:
         assert kinds.count("stop_requested") == 2 and "twice" in reason
+
+
+@pytest.mark.slow
+def test_run_leaves_another_live_run_alone_and_recovers_it_once_killed(data_dir: Path) -> None:
+    """Two `traction run` on one workstation: the second neither seals nor touches the first's
+    running session (it used to, by workstation name). Once the first is killed outright, its
+    treatment process ends the session on its own (the simulator died with the workstation: the
+    link is lost, so it trips) and lets go of the journal; the next start records the session from
+    it, sealed."""
+    setup_people()
+    env = {**os.environ, "TRACTION_DATA_DIR": str(data_dir)}
+    first = subprocess.Popen(
+        [sys.executable, "-m", "traction", "run", "demo"]
+        + ["--patient", "MRN-1", "--clinician", "1", "--time-scale", "4"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = os.environ["TRACTION_DATABASE_URL"]
+    try:
+        deadline = time.monotonic() + 60
+        running: list[str] = []
+        while not running:
+            assert time.monotonic() < deadline, "the first run never recorded a sample"
+            time.sleep(0.3)
+            with contextlib.suppress(sa.exc.OperationalError, sa.exc.ProgrammingError):
+                running = [sid for (sid,) in query(url, "SELECT DISTINCT session_id FROM samples")]
+        [live] = running
+        code, out = invoke(
+            "run", QUICK_PROFILE, "--patient", "MRN-1", "--clinician", "1", "--time-scale", SCALE
+        )
+        assert code in (Exit.OK, Exit.TRIPPED), out
+        assert "recovered" not in out
+        [(outcome,)] = query(url, "SELECT outcome FROM sessions WHERE id = :s", s=live)
+        assert outcome is None, "a live session was closed by another process"
+    finally:
+        first.kill()
+        first.wait(30)
+    journal = data_dir / "journals" / f"{live}.journal"
+    deadline = time.monotonic() + 30
+    while is_owned(journal):
+        assert time.monotonic() < deadline, "the first run's treatment process never ended"
+        time.sleep(0.2)
+
+    code, out = invoke(
+        "run", QUICK_PROFILE, "--patient", "MRN-1", "--clinician", "1", "--time-scale", SCALE
+    )
+
+    assert code in (Exit.OK, Exit.TRIPPED), out
+    assert f"recovered session {live}" in out
+    [(outcome, reason, sealed)] = query(
+        url, "SELECT outcome, outcome_reason, seal_digest FROM sessions WHERE id = :s", s=live
+    )
+    assert outcome == "tripped" and "link lost" in reason and sealed
+    assert invoke("verify", live)[0] == Exit.OK
+    assert list((data_dir / "journals").glob("*.journal")) == []
+
+
+def test_a_locking_fault_in_the_demo_is_acknowledged_in_the_demo_store(data_dir: Path) -> None:
+    code, out = invoke(
+        "demo", "--profile", QUICK_PROFILE, "--time-scale", SCALE, "--fault", "motor-fault@10"
+    )
+    assert "ALARM - table sim://lumbar LOCKED" in out, out
+    assert 'traction tables ack sim://lumbar --demo --reason "..."' in out
+    code, out = invoke("demo", "--profile", QUICK_PROFILE, "--time-scale", SCALE)
+    assert code == Exit.REFUSED, out
+    assert (
+        "table sim://lumbar is locked" in out and "traction tables ack sim://lumbar --demo" in out
+    )
+    code, out = invoke("tables", "ack", "sim://lumbar", "--demo", "--reason", "rehearsal")
+    assert code == 0 and "acknowledged: table sim://lumbar (motor trip" in out, out
+    assert "(demo rehearsal on" in out  # no sign-in in the demo's store: the OS user is named
+    code, out = invoke(
+        "demo", "--profile", QUICK_PROFILE, "--time-scale", SCALE, "--fault", "stop-switch@5"
+    )
+    assert "locked" not in out and "outcome: tripped" in out, out  # it started again

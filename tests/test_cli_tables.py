@@ -8,9 +8,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
+from conftest_db import CommandRunner
 
 from traction.cli import app
+from traction.exitcodes import Exit
 
 
 def free_port() -> int:
@@ -39,10 +40,13 @@ def simulated_table(tmp_path: Path) -> Iterator[Path]:
         stderr=subprocess.DEVNULL,
     )
     deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
+    while True:
         with socket.socket() as s:
             if s.connect_ex(("127.0.0.1", port)) == 0:
                 break
+        if time.monotonic() > deadline or proc.poll() is not None:
+            proc.kill()
+            pytest.fail(f"`traction simulate` never listened on port {port} (exit {proc.poll()})")
         time.sleep(0.1)
     config = tmp_path / "settings.toml"
     config.write_text(
@@ -56,16 +60,30 @@ def simulated_table(tmp_path: Path) -> Iterator[Path]:
 
 
 def test_tables_show_a_latched_fault_until_it_is_cleared(simulated_table: Path) -> None:
-    runner = CliRunner(env={"COLUMNS": "200"})
-    time.sleep(0.5)  # let the scheduled stop-switch press land
-    listed = runner.invoke(app, ["tables", "list", "--config", str(simulated_table)])
-    assert listed.exit_code == 0, listed.output
-    assert "fault 5" in listed.output and "stop switch" in listed.output
+    runner = CommandRunner(env={"COLUMNS": "400"})  # wide enough that no state wraps
+    deadline = time.monotonic() + 20  # the stop-switch press is scheduled at 0 s: wait for it
+    while True:
+        listed = runner.invoke(app, ["tables", "list", "--config", str(simulated_table)])
+        assert listed.exit_code == Exit.TABLE, listed.output  # one table does not answer
+        if "fault: patient pressed the stop switch" in listed.output:
+            break
+        assert time.monotonic() < deadline, f"the stop-switch fault never showed:\n{listed.output}"
+        time.sleep(0.2)
+    assert "fault 5" not in listed.output  # the name, never the device code
     assert "SIM-L-0001" in listed.output
     assert "unplugged" in listed.output and "127.0.0.1:9" in listed.output  # listed, with its error
+    assert "connection refused" in listed.output
+    assert "1 of 2 table(s) unreachable: unplugged" in listed.output
     cleared = runner.invoke(
         app, ["tables", "clear-fault", "bench-1", "--config", str(simulated_table)]
     )
     assert cleared.exit_code == 0 and "bench-1: ready" in cleared.output
     again = runner.invoke(app, ["tables", "list", "--config", str(simulated_table)])
-    assert "fault 5" not in again.output and "ready" in again.output
+    assert "fault:" not in again.output and "ready" in again.output
+
+    reachable_only = simulated_table.with_name("reachable.toml")
+    text = simulated_table.read_text()
+    reachable_only.write_text(text[: text.index('[[tables]]\nname = "unplugged"')])
+    all_answer = runner.invoke(app, ["tables", "list", "--config", str(reachable_only)])
+    assert all_answer.exit_code == 0, all_answer.output
+    assert "bench-1" in all_answer.output and "unreachable" not in all_answer.output

@@ -13,15 +13,14 @@ from pathlib import Path
 
 import jsonschema
 import pytest
-from documentation_factory import HOLD_N, intermittent_samples, make_doc, trip_event
+from documentation_factory import HOLD_N, PT, SUPERVISOR, intermittent_samples, make_doc, trip_event
 from fhir.resources.R4B.bundle import Bundle
 from pypdf import PdfReader
 
 from devices.errors import ConfigError
 from devices.records import Event, EventKind, Finished, Outcome, Phase, Sample, Started
 from devices.units import ForceUnit
-from session.billing import Severity, billing_lines, check_readiness, default_payers
-from session.db import make_engine, upgrade
+from session.billing import BillingLine, Severity, billing_lines, check_readiness, default_payers
 from session.documentation import Region, build_documentation
 from session.export import csv_lines, fhir_bundle, json_doc, pdf_note, x12_837p
 from session.models import AbnStatus, Discipline
@@ -42,7 +41,7 @@ def test_json_validates_against_the_published_schema() -> None:
     data = json.loads(json_doc.render_json(tripped_doc()))
     schema = json_doc.published_schema()
     jsonschema.validate(data, schema)
-    assert data["schema_version"] == "1" and data["cpt_code"] == "97012"
+    assert data["schema_version"] == "2" and data["cpt_code"] == "97012"
     assert data["delivered"]["force_unit"] == "lbf"
     assert data["delivered"]["interruptions"][0]["kind"] == "trip"
     broken = copy.deepcopy(data)
@@ -138,8 +137,7 @@ def test_fhir_bundle_validates_and_its_resources_agree() -> None:
     cpt = ("http://www.ama-assn.org/go/cpt", "97012")
     assert (procedure["code"]["coding"][0]["system"], procedure["code"]["coding"][0]["code"]) == cpt
     assert (charge["code"]["coding"][0]["system"], charge["code"]["coding"][0]["code"]) == cpt
-    assert [c["code"] for c in charge["code"]["coding"][1:]] == ["GP"]
-    assert {c["system"] for c in charge["code"]["coding"][1:]} == {fhir_bundle.HCPCS}
+    assert len(charge["code"]["coding"]) == 1  # GP is never an alternative coding of 97012
     assert charge["status"] == "billable" and charge["quantity"]["value"] == line.units == 1
     start = doc.started_at.isoformat()
     assert procedure["performedPeriod"]["start"] == charge["occurrencePeriod"]["start"] == start
@@ -152,6 +150,34 @@ def test_fhir_bundle_validates_and_its_resources_agree() -> None:
     assert [c["coding"][0]["code"] for c in procedure["reasonCode"]] == ["M54.12", "M54.16"]
     assert procedure["usedReference"][0]["reference"] == f"Device/{device['id']}"
     assert device["serialNumber"] == "SN-0042" and device["modelNumber"] == "TT-500"
+
+
+def test_fhir_claim_item_carries_97012_with_its_modifiers() -> None:
+    from fhir.resources.R4B.claim import Claim
+
+    doc = make_doc()
+    (line,) = billing_lines([doc], MEDICARE, year_to_date_spend=Decimal("2500"))
+    assert line.modifiers == ("GP", "KX")
+    (claim,) = resources(fhir_bundle.render_fhir(doc, line))["Claim"]
+    parsed = Claim.model_validate(claim)  # fhir.resources R4B parses it
+    [item] = parsed.item
+    [product] = item.productOrService.coding
+    assert (product.system, product.code) == (fhir_bundle.CPT, "97012")
+    assert [(m.coding[0].system, m.coding[0].code) for m in item.modifier] == [
+        (fhir_bundle.HCPCS, "GP"),
+        (fhir_bundle.HCPCS, "KX"),
+    ]
+    assert float(item.quantity.value) == 1 and str(item.servicedDate) == "2025-03-14"
+    assert [d.diagnosisCodeableConcept.coding[0].code for d in parsed.diagnosis] == list(
+        line.diagnoses
+    )
+    broken = fhir_bundle.build_bundle(doc, line)
+    charge = next(
+        e["resource"] for e in broken["entry"] if e["resource"]["resourceType"] == "ChargeItem"
+    )
+    charge["code"]["coding"].append({"system": fhir_bundle.HCPCS, "code": "GP"})
+    with pytest.raises(fhir_bundle.FhirCodeError, match="exactly one code"):
+        fhir_bundle.validate_bundle(broken)
 
 
 def test_fhir_in_newtons_uses_ucum_n() -> None:
@@ -184,7 +210,7 @@ def test_bogus_status_passes_fhir_resources_but_not_the_projects_check() -> None
         (
             ("Procedure", "code"),
             {"coding": [{"system": "urn:x", "code": "97012"}]},
-            "needs one CPT",
+            "must be exactly one code",
         ),
         (
             ("Observation", "valueQuantity"),
@@ -207,37 +233,104 @@ def test_projects_check_catches_bad_codes(
 # --- X12 -------------------------------------------------------------------------------------
 
 
-def test_x12_service_lines() -> None:
+def x12_claims(lines: list[BillingLine]) -> list[x12_837p.Claim]:
+    return [
+        x12_837p.Claim(
+            claim_id=f"TRC{n}",
+            frequency="1",
+            payer_key="medicare",
+            line=line,
+            rendering=x12_837p.Provider(PT.name, PT.npi or ""),
+            supervising=x12_837p.Provider(SUPERVISOR.name, SUPERVISOR.npi or ""),
+        )
+        for n, line in enumerate(lines, start=1)
+    ]
+
+
+def pyx12_accepts(text: str) -> tuple[bool, str]:
+    """Validate with pyx12 (the 005010X222A1 maps); returns (valid, its 999 acknowledgment)."""
+    import pyx12.params
+    import pyx12.x12n_document
+
+    ack, html = io.StringIO(), io.StringIO()
+    valid = pyx12.x12n_document.x12n_document(
+        pyx12.params.params(), io.StringIO(text), ack, html, None
+    )
+    return bool(valid), ack.getvalue()
+
+
+NOW = datetime(2026, 11, 28, 9, 30, tzinfo=UTC)
+
+
+def test_x12_is_a_complete_837p_interchange_pyx12_accepts() -> None:
     first = make_doc("s1")
     second = make_doc(
         "s2", start=datetime(2025, 3, 17, 9, 0, tzinfo=UTC), diagnoses=("M51.16", "M54.17")
     )
     lines = billing_lines([first, second], MEDICARE)
-    text = x12_837p.render_x12(lines)
-    assert text.splitlines() == [
-        "HI*ABK:M5416*ABF:M5116*ABF:M5417~",
-        "LX*1~",
-        "SV1*HC:97012:GP*14.23*UN*1***1:2~",
-        "DTP*472*D8*20250314~",
-        "LX*2~",
-        "SV1*HC:97012:GP*14.23*UN*1***2:3~",
-        "DTP*472*D8*20250317~",
-    ]
+    text = x12_837p.render_interchange(x12_claims(lines), x12_837p.clinic_identity(), 7, NOW)
+    segments = text.splitlines()
+    assert segments[0].startswith("ISA*00*") and segments[-1] == "IEA*1*000000007~"
+    assert segments[1].startswith("GS*HC*") and segments[-2] == "GE*1*7~"
+    assert "NM1*85*2*EXAMPLE PHYSICAL THERAPY*****XX*1245319599~" in segments  # billing
+    assert "NM1*82*1*Reyes*Dana****XX*1234567893~" in segments  # rendering
+    assert "NM1*DQ*1*Park*Lee****XX*1987654320~" in segments  # supervising
+    assert "CLM*TRC1*14.23***11:B:1*Y*A*Y*Y~" in segments
+    assert "SV1*HC:97012:GP*14.23*UN*1***1:2~" in segments
+    assert "HI*ABK:M5116*ABF:M5417~" in segments
+    valid, ack = pyx12_accepts(text)
+    assert valid and "IK5*A" in ack and "AK9*A" in ack, ack
 
 
-def test_x12_refuses_two_patients_in_one_claim() -> None:
-    lines = billing_lines([make_doc("s1"), make_doc("s2", patient_ref="P-2")], MEDICARE)
-    with pytest.raises(ConfigError, match="one claim is one patient"):
-        x12_837p.render_x12(lines)
+def test_pyx12_rejects_a_broken_interchange() -> None:
+    """The validator is not a rubber stamp: a wrong segment count fails it."""
+    text = x12_837p.render_interchange(
+        x12_claims(billing_lines([make_doc("s1")], MEDICARE)), x12_837p.clinic_identity(), 7, NOW
+    )
+    broken = "\n".join("SE*99*0001~" if seg.startswith("SE*") else seg for seg in text.splitlines())
+    valid, _ = pyx12_accepts(broken)
+    assert not valid
+
+
+def test_x12_replacement_names_the_claim_it_replaces() -> None:
+    [line] = billing_lines([make_doc("s1")], MEDICARE)
+    claim = x12_837p.Claim("TRC2", "7", "medicare", line, None, None, replaces_claim_id="TRC1")
+    text = x12_837p.render_interchange([claim], x12_837p.clinic_identity(), 8, NOW)
+    assert "CLM*TRC2*14.23***11:B:7*Y*A*Y*Y~" in text and "REF*F8*TRC1~" in text
+    assert pyx12_accepts(text)[0]
+
+
+def test_x12_refuses_an_unknown_payer_and_no_claims() -> None:
+    [line] = billing_lines([make_doc("s1")], MEDICARE)
+    claim = x12_837p.Claim("TRC1", "1", "acme", line, None, None)
+    with pytest.raises(ConfigError, match=r"\[payers.acme\]"):
+        x12_837p.render_interchange([claim], x12_837p.clinic_identity(), 1, NOW)
+    with pytest.raises(ConfigError, match="no claims"):
+        x12_837p.render_interchange([], x12_837p.clinic_identity(), 1, NOW)
+
+
+@pytest.mark.parametrize(
+    ("npi", "ok"), [("123456789", False), ("1234567890", True), ("12345678901", False)]
+)
+def test_clinic_billing_npi_must_be_ten_digits(npi: str, ok: bool) -> None:
+    text = (
+        x12_837p.config_file("clinic.toml")
+        .read_text(encoding="utf-8")
+        .replace('npi = "1245319599"', f'npi = "{npi}"')
+    )
+    if ok:
+        assert x12_837p.load_clinic(text, "clinic.toml").billing.npi == npi
+    else:
+        with pytest.raises(ConfigError, match="billing.npi"):
+            x12_837p.load_clinic(text, "clinic.toml")
 
 
 # --- from the real store ---------------------------------------------------------------------
 
 
-def test_session_recorded_through_the_store_is_documented_and_exported(tmp_path: Path) -> None:
-    engine = make_engine(f"sqlite:///{tmp_path / 'traction.db'}")
-    upgrade(engine)
-    store = Store(engine)
+def test_session_recorded_through_the_store_is_documented_and_exported(
+    tmp_path: Path, store: Store
+) -> None:
     patient = store.add_patient("P-900", 80.0, payer_id="medicare")
     pt = store.add_clinician("Dana Reyes", "PT, DPT", Discipline.PT, npi="1234567893")
     wall = datetime(2025, 3, 14, 14, 0, tzinfo=UTC)
@@ -319,7 +412,7 @@ def test_session_recorded_through_the_store_is_documented_and_exported(tmp_path:
     jsonschema.validate(json.loads(json_doc.render_json(doc)), json_doc.published_schema())
     assert csv_lines.parse_csv(csv_lines.render_csv(lines)) == lines
     fhir_bundle.render_fhir(doc, lines[0])
-    assert "SV1*HC:97012:GP" in x12_837p.render_x12(lines)
+    text = x12_837p.render_interchange(x12_claims(lines), x12_837p.clinic_identity(), 1, NOW)
+    assert "SV1*HC:97012:GP" in text and pyx12_accepts(text)[0]
     pdf_note.render_pdf(doc, store.iter_samples("run-1"), tmp_path / "n.pdf", t0=started.t)
     assert "SN-9" in PdfReader(tmp_path / "n.pdf").pages[0].extract_text()
-    engine.dispose()

@@ -7,84 +7,13 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-from documentation_factory import HOLD_N, intermittent_samples
+from billing_records import record
 
-from devices.records import Finished, Outcome, Phase, Sample, Started
-from session.db import make_engine, upgrade
-from session.exports import ExportFormat, ExportOptions, claim_run, export_to_directory, render
+from session.exports import ExportFormat, ExportOptions, claim_run, export_to_directory
 from session.models import Discipline
-from session.seal import seal
-from session.store import SessionContext, Store
+from session.store import Store
 
 DAY = datetime(2026, 3, 14, 14, 0, tzinfo=UTC)
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Store:
-    engine = make_engine(f"sqlite:///{tmp_path / 'traction.db'}")
-    upgrade(engine)
-    return Store(engine)
-
-
-def record(
-    store: Store, run_id: str, patient_id: int, clinician_id: int, wall: datetime, region: str
-) -> str:
-    """A finished, sealed, signed session written through the store as the recorder would."""
-    started = Started(
-        run_id=run_id,
-        t=0.0,
-        wall=wall,
-        table="lumbar-1",
-        device={
-            "manufacturer": "Acme",
-            "model": "TT-500",
-            "serial_number": "SN-9",
-            "firmware": "2",
-        },
-        profile={
-            "mode": "intermittent",
-            "region": region,
-            "hold_force_n": HOLD_N,
-            "rest_force_n": HOLD_N / 2,
-            "hold_s": 60,
-            "rest_s": 20,
-            "total_s": 960,
-        },
-        limits={},
-        tick_hz=2.0,
-        time_scale=1.0,
-    )
-    store.create_session(
-        started,
-        SessionContext(
-            patient_id=patient_id,
-            treating_clinician_id=clinician_id,
-            workstation="ws",
-            regions=(region,),
-            diagnosis_codes=("M54.16",) if region == "lumbar" else ("M54.12",),
-            medical_necessity="Radiculopathy limits sitting; traction to progress exercise.",
-            plan_of_care_ref="POC-1",
-        ),
-    )
-    samples = [
-        Sample(run_id, s.seq, s.t, s.target_n, s.measured_n, Phase(s.phase))
-        for s in intermittent_samples(run_id)
-    ]
-    store.add_batch(run_id, samples, ())
-    store.finish(
-        Finished(
-            run_id,
-            samples[-1].t,
-            wall + timedelta(minutes=16),
-            Outcome.COMPLETED,
-            "done",
-            len(samples),
-        )
-    )
-    seal(store, run_id)
-    store.amend(run_id, "patient_response", "Tolerated well.", "Dana Reyes", "note")
-    store.amend(run_id, "signed_by_id", clinician_id, "Dana Reyes", "signature")
-    return run_id
 
 
 @pytest.fixture
@@ -97,19 +26,23 @@ def two_sessions_one_day(store: Store) -> tuple[str, str]:
     return first, second
 
 
-def test_a_second_session_exported_alone_is_documented_not_billed(
-    store: Store, two_sessions_one_day: tuple[str, str]
+def test_a_second_session_exported_alone_is_already_sent_and_adds_no_unit(
+    store: Store, two_sessions_one_day: tuple[str, str], tmp_path: Path
 ) -> None:
     first, second = two_sessions_one_day
-    alone = claim_run(store, [second])
-    assert [d.session_id for d in alone.docs] == [second]
-    assert alone.billed_on(second) == []  # the day's unit belongs to the first session
-    assert render(store, alone, alone.docs[0], ExportFormat.X12) == b""
-    csv = render(store, alone, alone.docs[0], ExportFormat.CSV).decode()
-    assert csv.count("\n") == 1  # header only
-    first_alone = claim_run(store, [first])
-    [line] = first_alone.billed_on(first)
-    assert line.units == 1 and set(line.session_ids) == {first, second}
+    one = export_to_directory(store, [first], [ExportFormat.CSV], tmp_path / "one")
+    [sent] = one.sent
+    assert sent.claim_line is not None and sent.line.units == 1
+    two = export_to_directory(store, [second], [ExportFormat.CSV], tmp_path / "two")
+    assert two.sent == [] and len(two.already_sent) == 1
+    assert two.already_sent[0].claim_line is not None
+    assert two.already_sent[0].claim_line.id == sent.claim_line.id
+    assert f"already sent as claim line {sent.claim_line.id}" in two.notes[second]
+    assert not (tmp_path / "two" / "billing-lines.csv").exists()
+    assert not (tmp_path / "two" / second / f"{second}.csv").exists()
+    [doc] = two.docs
+    assert doc.billing is not None and doc.billing.status == "already_sent"
+    assert doc.billing.claim_line_id == sent.claim_line.id
 
 
 def test_a_date_range_export_bills_the_day_once(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,8 @@ from devices.limits import (
     validate,
     warnings,
 )
-from devices.profiles import ForceProfile
+from devices.profiles import ForceProfile, Region
+from devices.units import N_PER_LBF
 
 LIMITS = load_limits()
 DEVICE = DeviceInfo("SIM-TX1", "SIM-0001", "1.4.2", rated_max_force_n=900.0)
@@ -83,8 +85,8 @@ def test_above_region_maximum() -> None:
             confirmed=True,
         )
     )
-    assert v.message == "hold_force 50.0 lbf is above the cervical maximum 45.0 lbf"
-    assert (v.value, v.limit) == ("50.0 lbf", "45.0 lbf")
+    assert v.message == "hold_force 50.0 lbf is above the cervical maximum 40.0 lbf"
+    assert (v.value, v.limit) == ("50.0 lbf", "40.0 lbf")
 
 
 def test_above_body_weight_fraction() -> None:
@@ -138,11 +140,11 @@ def test_total_duration_bounds(total_min: float, message: str) -> None:
 
 
 def test_operator_must_confirm_high_force() -> None:
-    changes = {"hold_force": "60 lbf", "rest_force": "30 lbf"}
+    changes = {"hold_force": "65 lbf", "rest_force": "30 lbf"}
     v = only(check(changes))
     assert v.message == (
-        "hold_force 60.0 lbf is above 39.7 lbf: an operator must confirm it before the session "
-        "starts"
+        "hold_force 65.0 lbf is above 60.0 lbf: an operator must confirm it (operator_confirmed) "
+        "before it is applied"
     )
     assert check(changes, confirmed=True) == []
 
@@ -275,7 +277,19 @@ def write_limits(tmp_path: Path, old: str, new: str) -> Path:
 @pytest.mark.parametrize(
     ("old", "new", "where", "message"),
     [
-        ('max_force = "45 lbf"', "max_force = 45", "regions.cervical.max_force", "has no unit"),
+        ('max_force = "40 lbf"', "max_force = 40", "regions.cervical.max_force", "has no unit"),
+        (
+            'max_force = "40 lbf"',
+            'max_force = "2000.001 N"',
+            "regions.cervical.max_force",
+            "above 2000 N",
+        ),
+        (
+            'min_cord_tension = "3 lbf"',
+            "min_cord_tension = 3",
+            "regions.cervical.min_cord_tension",
+            "has no unit",
+        ),
         ('max_rate = "10 lbf/s"', 'max_rate = "10 lbf"', "ramp.max_rate", "must be written like"),
         (
             "max_body_weight_fraction = 0.25",
@@ -289,7 +303,7 @@ def write_limits(tmp_path: Path, old: str, new: str) -> Path:
             "duration.total_s",
             "min 600 is above max 60",
         ),
-        ("staleness_s = 0.5", "staleness_s = 0", "supervisor.staleness_s", "outside > 0"),
+        ("staleness_s = 0.5", "staleness_s = 0", "supervisor.staleness_s", "outside above 0..10"),
         (
             "tracking_time_s = 2.0",
             "tracking_time_s = nan",  # TOML allows nan; a NaN limit would never trip
@@ -329,7 +343,7 @@ def facts(sex: str, prior: int | None) -> PatientFacts:
     return PatientFacts(80.0, sex, prior_sessions=None if prior is None else {"lumbar": prior})
 
 
-def test_first_lumbar_session_above_the_cap_warns_by_sex() -> None:
+def test_first_lumbar_session_above_the_cap_blocks_by_sex() -> None:
     v = only(
         check(
             {"hold_force": "45 lbf", "rest_force": "20 lbf"},
@@ -337,7 +351,7 @@ def test_first_lumbar_session_above_the_cap_warns_by_sex() -> None:
             confirmed=True,
         )
     )
-    assert v.severity is Severity.WARN and v.field == "hold_force"
+    assert v.severity is Severity.BLOCK and v.field == "hold_force"
     assert v.message == (
         "hold_force 45.0 lbf is above 40.0 lbf, the usual cap for lumbar session 1 of a female or "
         "unrecorded-sex patient (40.0 lbf at first, +5.0 lbf per session)"
@@ -363,21 +377,155 @@ def test_the_cap_rises_with_each_session_and_is_skipped_when_history_is_unknown(
     assert check({"hold_force": "20 lbf"}, base=CERVICAL, patient=facts("female", 0)) == []
 
 
-def test_a_clinic_can_make_the_cap_blocking() -> None:
+def test_a_clinic_can_make_the_cap_a_warning() -> None:
     text = (Path(__file__).parent.parent / "configs" / "safety.toml").read_text()
-    strict = load_limits_text(text.replace('severity = "warn"', 'severity = "block"'))
+    lenient = load_limits_text(text.replace('severity = "block"', 'severity = "warn"'))
     profile = ForceProfile.from_dict({**LUMBAR, "hold_force": "45 lbf", "rest_force": "20 lbf"})
-    [v] = validate(profile, facts("female", 0), strict, DEVICE, operator_confirmed=True)
-    assert v.blocking
+    [v] = validate(profile, facts("female", 0), lenient, DEVICE, operator_confirmed=True)
+    assert not v.blocking and v.severity is Severity.WARN
+
+
+def test_the_cap_blocks_when_the_clinic_does_not_say() -> None:
+    text = (Path(__file__).parent.parent / "configs" / "safety.toml").read_text()
+    unsaid = load_limits_text(text.replace('severity = "block"', ""))
+    assert unsaid.regions[Region.LUMBAR].first_session is not None
+    assert unsaid.regions[Region.LUMBAR].first_session.severity is Severity.BLOCK
 
 
 def test_a_bad_cap_severity_names_the_field() -> None:
     text = (Path(__file__).parent.parent / "configs" / "safety.toml").read_text()
     with pytest.raises(ConfigError, match="regions.lumbar.first_session.severity"):
-        load_limits_text(text.replace('severity = "warn"', 'severity = "maybe"'))
+        load_limits_text(text.replace('severity = "block"', 'severity = "maybe"'))
 
 
 def load_limits_text(text: str) -> SafetyLimits:
     import tomllib
 
     return SafetyLimits.from_dict(tomllib.loads(text), "test safety.toml")
+
+
+# ----- boundaries: just below, at and just above each limit ------------------------------------
+def lbf(x: float) -> str:
+    return f"{x!r} lbf"
+
+
+@pytest.mark.parametrize(
+    ("hold", "blocked"),
+    [(38.0, False), (39.999, False), (40.0, False), (40.001, True)],
+)
+def test_cervical_maximum_is_40_lbf_inclusive(hold: float, blocked: bool) -> None:
+    changes = {"hold_force": lbf(hold), "rest_force": "10 lbf"}
+    found = check(changes, base=CERVICAL, patient=PatientFacts(120.0), confirmed=True)
+    assert any(v.limit == "40.0 lbf" and v.blocking for v in found) is blocked, found
+
+
+def test_the_cervical_maximum_is_40_lbf_in_the_shipped_limits() -> None:
+    assert LIMITS.regions[Region.CERVICAL].max_force_n == pytest.approx(40 * N_PER_LBF)
+
+
+@pytest.mark.parametrize(
+    ("sex", "prior", "hold", "blocked"),
+    [
+        ("female", 0, 39.99, False),
+        ("female", 0, 40.0, False),
+        ("female", 0, 40.01, True),
+        ("unknown", 0, 40.01, True),
+        ("male", 0, 49.99, False),
+        ("male", 0, 50.0, False),
+        ("male", 0, 50.01, True),
+        ("female", 2, 50.0, False),
+        ("female", 2, 50.01, True),
+    ],
+)
+def test_first_session_cap_blocks_just_above_and_not_at_it(
+    sex: str, prior: int, hold: float, blocked: bool
+) -> None:
+    found = check(
+        {"hold_force": lbf(hold), "rest_force": "20 lbf"},
+        patient=facts(sex, prior),
+        confirmed=True,
+    )
+    caps = [v for v in found if "usual cap" in v.message]
+    assert bool(caps) is blocked, found
+    assert all(v.blocking for v in caps)
+
+
+@pytest.mark.parametrize(
+    ("rest", "blocked"), [(0.0, True), (4.999, True), (5.0, False), (5.001, False)]
+)
+def test_lumbar_rest_force_keeps_the_minimum_cord_tension(rest: float, blocked: bool) -> None:
+    found = check({"rest_force": lbf(rest)})
+    hits = [v for v in found if "minimum cord tension" in v.message]
+    assert bool(hits) is blocked, found
+    if blocked:
+        [v] = hits
+        assert v.field == "rest_force" and v.limit == "at least 5.0 lbf" and v.blocking
+        assert v.message == (
+            f"rest_force {rest:.1f} lbf is below the minimum cord tension 5.0 lbf for lumbar "
+            "traction: the cord must stay taut between pulls"
+        )
+
+
+@pytest.mark.parametrize(("rest", "blocked"), [(2.999, True), (3.0, False), (3.001, False)])
+def test_cervical_rest_force_keeps_its_own_minimum_cord_tension(rest: float, blocked: bool) -> None:
+    found = check({"rest_force": lbf(rest)}, base=CERVICAL)
+    assert any("minimum cord tension 3.0 lbf" in v.message for v in found) is blocked, found
+
+
+@pytest.mark.parametrize(
+    ("fraction", "blocked"),
+    # 40 lbf in 3 steps: the smallest step is 10 lbf, so half of it is exactly 5 lbf.
+    [(math.nextafter(0.5, 0.0), True), (0.5, False), (math.nextafter(0.5, 1.0), False)],
+)
+def test_stepped_rests_keep_the_minimum_cord_tension(fraction: float, blocked: bool) -> None:
+    changes = {
+        "hold_force": "40 lbf",
+        "progression_steps": 3,
+        "step_rest_fraction": fraction,
+        "total_min": 20,
+    }
+    found = check(changes, confirmed=True)
+    hits = [v for v in found if v.field == "step_rest_fraction"]
+    assert bool(hits) is blocked, found
+    assert [v for v in found if v.field != "step_rest_fraction"] == []
+    if blocked:
+        assert "raise step_rest_fraction or use fewer steps" in hits[0].message
+
+
+@pytest.mark.parametrize(("hold", "blocked"), [(4.999, True), (5.0, False)])
+def test_a_continuous_hold_keeps_the_minimum_cord_tension(hold: float, blocked: bool) -> None:
+    base = {
+        "mode": "continuous",
+        "region": "lumbar",
+        "hold_force": lbf(hold),
+        "total_min": 10,
+        "ramp_rate": "5 lbf/s",
+    }
+    found = check(base=base)
+    assert any("minimum cord tension" in v.message for v in found) is blocked, found
+
+
+def test_rest_force_zero_is_refused_with_the_rest_of_the_violations() -> None:
+    found = check({"rest_force": "0 lbf", "ramp_rate": "12 lbf/s"})
+    assert [v.field for v in blocking(found)] == ["rest_force", "ramp_rate"]
+
+
+def test_a_limit_force_of_exactly_2000_n_is_accepted(tmp_path: Path) -> None:
+    path = write_limits(tmp_path, 'max_force = "40 lbf"', 'max_force = "2000 N"')
+    assert load_limits(path).regions[Region.CERVICAL].max_force_n == 2000.0
+
+
+@pytest.mark.parametrize("key", ["tracking_time_s", "staleness_s", "heartbeat_timeout_s"])
+@pytest.mark.parametrize(("value", "accepted"), [(9.999, True), (10.0, True), (10.001, False)])
+def test_supervisor_time_limits_are_at_most_10_s(
+    tmp_path: Path, key: str, value: float, accepted: bool
+) -> None:
+    text = (Path(__file__).parent.parent / "configs" / "safety.toml").read_text()
+    line = next(x for x in text.splitlines() if x.startswith(f"{key} = "))
+    path = tmp_path / "safety.toml"
+    path.write_text(text.replace(line, f"{key} = {value}"))
+    if accepted:
+        assert getattr(load_limits(path).supervisor, key) == value
+    else:
+        with pytest.raises(ConfigError, match=f"supervisor.{key}.*outside above 0..10"):
+            load_limits(path)

@@ -8,20 +8,22 @@ from __future__ import annotations
 
 import asyncio
 import os
+import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
+import serial
 
 from devices.clock import ScaledClock
 from devices.contract import StopKind, Table, TableState
 from devices.errors import ConfigError, DeviceRejected, LinkLost, ProtocolError, TableTimeout
 from devices.line import LineTable, open_line_table
-from devices.lineproto import ErrorCode
+from devices.lineproto import ErrorCode, Request, StateReply, Verb
 from devices.opening import open_device
 from devices.urls import parse_table_url
 from simulators.line_server import RunningLineSimulator, start_line_simulator
-from simulators.physics import FAULT_WATCHDOG, TableModel, TableSpec
+from simulators.physics import TableModel, TableSpec
 from simulators.ptypair import PtyPair
 
 SCALE = 10.0
@@ -72,7 +74,7 @@ def test_a_line_url_opens_a_line_table(scaled: ScaledClock) -> None:
     assert table.name == "/dev/ttyUSB1"
     slow = open_line_table(parse_table_url("line:///dev/ttyUSB1?baud=9600"), scaled)
     assert slow.tick_wire_seconds == pytest.approx(2 * table.tick_wire_seconds)
-    assert slow.tick_wire_seconds == pytest.approx(109 * 10 / 9600)  # line-v1.md, section 9
+    assert slow.tick_wire_seconds == pytest.approx(121 * 10 / 9600)  # line-v1.md, section 9
 
 
 @pytest.mark.parametrize(
@@ -95,7 +97,9 @@ async def test_a_missing_port_or_no_connect_is_link_lost(
     table = open_line_table(parse_table_url(f"line://{tmp_path}/ttyNONE"), scaled)
     with pytest.raises(LinkLost, match="connect"):
         await table.read_state()
-    with pytest.raises(LinkLost, match="cannot open serial port") as caught:
+    with pytest.raises(
+        LinkLost, match=f"cannot open serial port {tmp_path}/ttyNONE: no such device"
+    ) as caught:
         await table.connect()
     assert caught.value.table == f"{tmp_path}/ttyNONE"
     await table.close()
@@ -109,7 +113,7 @@ async def test_runs_a_table_through_identify_read_target_start_stop_and_release(
     assert info.rated_max_force_n == 900.0 and info.manufacturer == "Traction Simulators"
 
     idle = await table.read_state()
-    assert idle.ready and idle.released and not idle.running and idle.fault_code == 0
+    assert idle.ready and idle.released and not idle.running and idle.fault == "none"
     assert idle.stop_switch_connected and not idle.stop_switch_pressed
 
     await table.set_target(150.0)
@@ -120,7 +124,7 @@ async def test_runs_a_table_through_identify_read_target_start_stop_and_release(
 
     await table.stop(StopKind.CONTROLLED)
     stopped = await poll(table, lambda s: s.released)
-    assert not stopped.running and stopped.fault_code == 0 and stopped.ready
+    assert not stopped.running and stopped.fault == "none" and stopped.ready
 
     await table.start()
     await poll(table, lambda s: s.measured_force_n > 60.0)
@@ -137,14 +141,14 @@ async def test_heartbeat_loss_releases_the_table_and_latches(table: LineTable) -
     await poll(table, lambda s: s.measured_force_n > 100.0)
 
     tripped = await poll(table, lambda s: s.released, heartbeat=False)
-    assert tripped.watchdog_tripped and tripped.fault_code == FAULT_WATCHDOG and not tripped.running
+    assert tripped.watchdog_tripped and tripped.fault == "watchdog" and not tripped.running
     with pytest.raises(DeviceRejected) as refused:
         await table.start()
     assert refused.value.code == ErrorCode.NOT_READY
 
     await table.clear_fault()
     cleared = await table.read_state()
-    assert cleared.ready and not cleared.watchdog_tripped and cleared.fault_code == 0
+    assert cleared.ready and not cleared.watchdog_tripped and cleared.fault == "none"
 
 
 async def test_values_the_table_refuses_are_device_rejected(table: LineTable) -> None:
@@ -245,3 +249,50 @@ async def test_the_port_vanishing_is_link_lost_and_the_driver_reconnects(
         await table.close()
         await second_sim.stop()
         second_pair.close()
+
+
+class FrozenAfterFirstByte:
+    """The real port, seen by a host that is frozen (SIGSTOP, or starved of CPU) right after the
+    first byte of a reply reached it: nothing was waiting when it asked, it got one byte, and by
+    the time it runs again its deadline has passed with the rest of the reply in the port. Only
+    the OS's scheduling is staged here; every byte is the simulator's, read from the real pty."""
+
+    def __init__(self, port: serial.Serial, frozen_s: float) -> None:
+        self._port = port
+        self._frozen_s = frozen_s
+        self._asked = False
+
+    @property
+    def in_waiting(self) -> int:
+        return self._port.in_waiting if self._asked else 0
+
+    def read(self, size: int) -> bytes:
+        data = self._port.read(size)
+        if not self._asked:
+            self._asked = True
+            time.sleep(self._frozen_s)
+        return data
+
+
+async def test_a_reply_that_arrived_while_the_host_was_frozen_is_read_not_blamed(
+    table: LineTable,
+) -> None:
+    """A host frozen inside a request wakes with its deadline past and the table's reply in the
+    port: it reads that reply instead of reporting a truncated frame (which blamed the table for
+    the host's own stall). Nothing waiting past the deadline is still a timeout."""
+    await table.read_state()  # connected: the port is open
+    port = table._ensure_open()
+    request = Request("7E", Verb.READ_STATE)
+    port.reset_input_buffer()
+    port.write(request.encode())
+    for _ in range(100):  # bounded: the simulator answers within milliseconds
+        await asyncio.sleep(0.05)
+        if port.in_waiting >= 10:  # a state reply is far longer than ten bytes
+            break
+    await asyncio.sleep(0.2)  # and the rest of it lands
+    frozen = FrozenAfterFirstByte(port, frozen_s=0.2)
+    deadline = time.monotonic() + 0.1  # runs out while the host is frozen
+    reply = table._read_reply(frozen, request.sequence, deadline)  # type: ignore[arg-type]
+    assert isinstance(reply, StateReply) and reply.sequence == "7E"
+    with pytest.raises(TableTimeout):
+        table._read_reply(port, "7F", time.monotonic() - 1.0)  # nothing waits: still silent

@@ -28,6 +28,7 @@ from devices.lineproto import (
     ErrorReply,
     FrameError,
     IdentityReply,
+    LimitReply,
     Request,
     StateReply,
     Status,
@@ -53,7 +54,7 @@ from simulators.ptypair import PtyPair
         (b"", 0xFFFF),
         (b"A", 0xB915),
         (b"01,ID", 0x0B0C),
-        (b"02,ST,2217,2225,21,0", 0x3FD1),
+        (b"02,ST,2217,2225,21,0,2210,4210", 0x8625),
     ],
 )
 def test_checksum_is_crc16_ccitt_false(body: bytes, crc: int) -> None:
@@ -72,6 +73,8 @@ REQUESTS = [
     (Request("07", Verb.CLEAR_FAULT), b"$07,CF*E31C\r\n"),
     (Request("08", Verb.HEARTBEAT, 17), b"$08,HB,17*902F\r\n"),
     (Request("09", Verb.HEARTBEAT_TIMEOUT, 1000), b"$09,HT,1000*0776\r\n"),
+    (Request("0C", Verb.FORCE_LIMIT, 2002), b"$0C,FL,2002*DDE5\r\n"),
+    (Request("0D", Verb.FORCE_LIMIT_QUERY), b"$0D,FQ*A796\r\n"),
 ]
 
 
@@ -100,8 +103,10 @@ REPLIES = [
         b"$01,ID,SIM-TX1,SIM-0001,1.4.2,9000,Traction Simulators*5391\r\n",
     ),
     (
-        StateReply("02", 221.7, 222.5, Status.RUNNING | Status.STOP_SWITCH_CONNECTED, 0),
-        b"$02,ST,2217,2225,21,0*3FD1\r\n",
+        StateReply(
+            "02", 221.7, 222.5, Status.RUNNING | Status.STOP_SWITCH_CONNECTED, 0, 221.0, 4210
+        ),
+        b"$02,ST,2217,2225,21,0,2210,4210*8625\r\n",
     ),
     (
         StateReply(
@@ -110,9 +115,27 @@ REPLIES = [
             222.5,
             Status.RELEASED | Status.FAULT | Status.STOP_SWITCH_CONNECTED | Status.WATCHDOG_TRIPPED,
             4,
+            0.0,
+            4711,
         ),
-        b"$0A,ST,3,2225,6C,4*BF82\r\n",
+        b"$0A,ST,3,2225,6C,4,0,4711*0188\r\n",
     ),
+    (
+        StateReply(
+            "0E",
+            0.0,
+            222.5,
+            Status.RELEASED
+            | Status.FAULT
+            | Status.STOP_SWITCH_CONNECTED
+            | Status.OPERATOR_STOP_PRESSED,
+            7,
+            0.2,
+            5120,
+        ),
+        b"$0E,ST,0,2225,AC,7,2,5120*D58B\r\n",
+    ),
+    (LimitReply("0D", 200.2), b"$0D,FL,2002*6C4E\r\n"),
     (AckReply("03"), b"$03,OK*BD2D\r\n"),
     (ErrorReply("--", ErrorCode.BAD_CHECKSUM), b"$--,ER,1*0A68\r\n"),
     (ErrorReply("--", ErrorCode.BAD_FRAME), b"$--,ER,2*3A0B\r\n"),
@@ -125,7 +148,7 @@ REPLIES = [
 
 @pytest.mark.parametrize(("reply", "frame"), REPLIES, ids=[f.decode()[:9] for _, f in REPLIES])
 def test_every_reply_encodes_and_decodes_to_its_exact_frame(
-    reply: IdentityReply | StateReply | AckReply | ErrorReply, frame: bytes
+    reply: IdentityReply | StateReply | LimitReply | AckReply | ErrorReply, frame: bytes
 ) -> None:
     assert reply.encode() == frame
     assert decode_reply(frame) == reply
@@ -150,8 +173,11 @@ def test_the_specification_examples_match_the_codec() -> None:
         (b"\x15#\xfe\x00noise\r\n", ErrorCode.BAD_FRAME),
         (encode_frame(["02", "QQ"]), ErrorCode.BAD_FRAME),  # unknown reply kind
         (encode_frame(["02", "ST", "1", "2", "21"]), ErrorCode.BAD_FRAME),  # a value short
-        (encode_frame(["02", "ST", "1", "2", "2G", "0"]), ErrorCode.BAD_FRAME),
-        (encode_frame(["02", "ST", "-1", "2", "21", "0"]), ErrorCode.BAD_VALUE),
+        (encode_frame(["02", "ST", "1", "2", "2G", "0", "1", "7"]), ErrorCode.BAD_FRAME),
+        (encode_frame(["02", "ST", "-1", "2", "21", "0", "1", "7"]), ErrorCode.BAD_VALUE),
+        (encode_frame(["02", "ST", "1", "2", "21", "256", "1", "7"]), ErrorCode.BAD_VALUE),
+        (encode_frame(["02", "ST", "1", "2", "21", "0", "1", "65536"]), ErrorCode.BAD_VALUE),
+        (encode_frame(["02", "FL"]), ErrorCode.BAD_FRAME),  # the limit is missing
         (encode_frame(["2", "OK"]), ErrorCode.BAD_FRAME),  # sequence not two hex digits
         (b"$" + b"0" * 100 + b"\r\n", ErrorCode.BAD_FRAME),  # too long
     ],
@@ -178,13 +204,23 @@ def test_a_frame_starts_at_the_last_dollar_of_a_line() -> None:
     sequence=st.integers(0, 255),
     measured=st.integers(0, 99_999),
     target=st.integers(0, 99_999),
-    status=st.integers(0, 0x7F),
+    status=st.integers(0, 0xFF),
     fault=st.integers(0, 255),
+    redundant=st.integers(0, 99_999),
+    counter=st.integers(0, 0xFFFF),
 )
 def test_state_replies_round_trip(
-    sequence: int, measured: int, target: int, status: int, fault: int
+    sequence: int, measured: int, target: int, status: int, fault: int, redundant: int, counter: int
 ) -> None:
-    reply = StateReply(f"{sequence:02X}", measured / 10, target / 10, Status(status), fault)
+    reply = StateReply(
+        f"{sequence:02X}",
+        measured / 10,
+        target / 10,
+        Status(status),
+        fault,
+        redundant / 10,
+        counter,
+    )
     assert decode_reply(reply.encode()) == reply
 
 
@@ -193,14 +229,16 @@ def test_state_replies_round_trip(
 
 def quiet_model() -> TableModel:
     """A table whose load cell reads exactly, so its replies are fixed bytes."""
-    return TableModel(TableSpec(noise_n=0.0, offset_n=0.0))
+    return TableModel(
+        TableSpec(noise_n=0.0, offset_n=0.0, redundant_noise_n=0.0, redundant_offset_n=0.0)
+    )
 
 
 @pytest.mark.parametrize(
     ("request_", "reply"),
     [
         (b"$01,ID*0B0C\r\n", b"$01,ID,SIM-TX1,SIM-0001,1.4.2,9000,Traction Simulators*5391\r\n"),
-        (b"$02,RS*2D8F\r\n", b"$02,ST,0,0,26,0*1EDD\r\n"),
+        (b"$02,RS*2D8F\r\n", b"$02,ST,0,0,26,0,0,0*5639\r\n"),
         (b"$03,TG,2225*9AE1\r\n", b"$03,OK*BD2D\r\n"),
         (b"$04,GO*252D\r\n", b"$04,OK*EC00\r\n"),
         (b"$05,SC*5DA2\r\n", b"$05,OK*9AB4\r\n"),
@@ -208,6 +246,8 @@ def quiet_model() -> TableModel:
         (b"$07,CF*E31C\r\n", b"$07,OK*77DC\r\n"),
         (b"$08,HB,17*902F\r\n", b"$08,OK*A332\r\n"),
         (b"$09,HT,1000*0776\r\n", b"$09,OK*D586\r\n"),
+        (b"$0C,FL,2002*DDE5\r\n", b"$0C,OK*FF58\r\n"),
+        (b"$0D,FQ*A796\r\n", b"$0D,FL,9000*5213\r\n"),
     ],
 )
 def test_simulator_answers_every_command(request_: bytes, reply: bytes) -> None:
@@ -308,7 +348,7 @@ async def expected_protocol(
 async def test_driver_sends_exactly_these_frames_for_every_command(pty_pair: PtyPair) -> None:
     script = [
         (b"$01,ID*0B0C\r\n", b"$01,ID,SIM-TX1,SIM-0001,1.4.2,9000,Traction Simulators*5391\r\n"),
-        (b"$02,RS*2D8F\r\n", b"$02,ST,2217,2225,21,0*3FD1\r\n"),
+        (b"$02,RS*2D8F\r\n", b"$02,ST,2217,2225,21,0,2210,4210*8625\r\n"),
         (b"$03,TG,2225*9AE1\r\n", b"$03,OK*BD2D\r\n"),
         (b"$04,GO*252D\r\n", b"$04,OK*EC00\r\n"),
         (b"$05,SC*5DA2\r\n", b"$05,OK*9AB4\r\n"),
@@ -316,6 +356,8 @@ async def test_driver_sends_exactly_these_frames_for_every_command(pty_pair: Pty
         (b"$07,CF*E31C\r\n", b"$07,OK*77DC\r\n"),
         (b"$08,HB,1*F479\r\n", b"$08,OK*A332\r\n"),
         (b"$09,HT,500*51B1\r\n", b"$09,OK*D586\r\n"),
+        (b"$0A,FL,2002*1B82\r\n", b"$0A,OK*1230\r\n"),
+        (b"$0B,FQ*800F\r\n", b"$0B,FL,2002*36C6\r\n"),
     ]
     async with expected_protocol(pty_pair, script) as table:
         info = await table.identify()
@@ -327,6 +369,9 @@ async def test_driver_sends_exactly_these_frames_for_every_command(pty_pair: Pty
         await table.clear_fault()
         await table.heartbeat()
         await table.set_heartbeat_timeout(0.5)
+        await table.set_force_limit(200.2)
+        limit = await table.read_force_limit()
+    assert limit == 200.2
     assert (info.model, info.serial_number, info.rated_max_force_n) == (
         "SIM-TX1",
         "SIM-0001",
@@ -335,6 +380,8 @@ async def test_driver_sends_exactly_these_frames_for_every_command(pty_pair: Pty
     assert state.measured_force_n == 221.7 and state.target_force_n == 222.5
     assert state.running and state.stop_switch_connected and not state.released
     assert not (state.ready or state.faulted or state.watchdog_tripped or state.stop_switch_pressed)
+    assert state.redundant_force_n == 221.0 and state.sample_counter == 4210
+    assert state.fault == "none" and not state.operator_stop_pressed
 
 
 @pytest.mark.parametrize(

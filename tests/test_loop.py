@@ -7,6 +7,7 @@ that shows the cause.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, replace
 from typing import Any
@@ -27,11 +28,12 @@ from devices.loop import (
 from devices.modbus import ModbusTable, open_modbus_table
 from devices.profiles import ForceProfile
 from devices.records import Event, EventKind, Finished, Outcome, Phase, Record, Sample, Started
+from devices.registermap import RegisterMap, load_register_map
 from devices.stream import LatestQueue, Stream
 from devices.supervisor import TripKind
 from devices.urls import parse_table_url
 from simulators.modbus_server import RunningSimulator, start_tcp_simulator
-from simulators.physics import FAULT_MOTOR, FAULT_WATCHDOG, TableModel
+from simulators.physics import FAULT_MOTOR, FAULT_WATCHDOG, CommandRefused, TableModel
 
 SCALE = 20.0  # session seconds per real second: a 2-minute profile runs in 6 s
 _SHIPPED = load_limits()
@@ -92,11 +94,11 @@ class Rig:
         if isinstance(profile, dict):
             profile = ForceProfile.from_dict(profile)
         kw.setdefault("operator_confirmed", True)
+        kw.setdefault("limits", LIMITS)
         return ControlLoop(
             self.table,
             profile,
             patient=PATIENT,
-            limits=LIMITS,
             clock=self.clock,
             stream=self.stream,
             **kw,
@@ -123,7 +125,25 @@ class Rig:
 
 @pytest.fixture
 async def rig() -> AsyncIterator[Rig]:
-    clock = ScaledClock(SCALE)
+    async with make_rig(SCALE) as made:
+        yield made
+
+
+TRACKING_SCALE = 4.0
+"""For tests that assert the force tracks the profile: the over-target tolerance (22 N) is half a
+second of the 10 lbf/s ramp, 125 ms of real time at this scale, so a loaded machine's stall of the
+event loop (the simulator shares it) stays inside the test's margin (at x20 it was 25 ms)."""
+
+
+@pytest.fixture
+async def tracking_rig() -> AsyncIterator[Rig]:
+    async with make_rig(TRACKING_SCALE) as made:
+        yield made
+
+
+@contextlib.asynccontextmanager
+async def make_rig(scale: float) -> AsyncIterator[Rig]:
+    clock = ScaledClock(scale)
     model = TableModel(now=clock.now())
     sim = await start_tcp_simulator({1: model}, clock)
     table = open_modbus_table(parse_table_url(sim.url()), clock)
@@ -137,6 +157,21 @@ async def rig() -> AsyncIterator[Rig]:
         await sim.stop()
 
 
+def without_single_fault_features() -> RegisterMap:
+    """generic-v1 as an older table would have it: no second channel, force limit, sample
+    counter or operator stop."""
+    full = load_register_map("generic-v1")
+    entries = {
+        name: entry
+        for name, entry in full.entries.items()
+        if name not in ("redundant_force", "sample_counter", "force_limit")
+    }
+    status = entries["status"]
+    bits = {k: v for k, v in status.bits.items() if k != "operator_stop_pressed"}
+    entries["status"] = replace(status, bits=bits)
+    return replace(full, entries=entries)
+
+
 def samples_after(recorder: Recorder, t: float) -> list[Sample]:
     return [s for s in recorder.samples if s.t > t]
 
@@ -148,13 +183,17 @@ def assert_released_at_trip(recorder: Recorder, kind: EventKind) -> Event:
     assert isinstance(records[trip + 1], Event)
     assert records[trip + 1].kind in (EventKind.RELEASED, EventKind.WARNING)
     assert isinstance(records[trip + 2], Finished)
-    assert isinstance(records[trip - 1], Sample) or kind is EventKind.LINK_LOST
+    before = [r for r in records[:trip] if not (isinstance(r, Event) and "overran" in r.reason)]
+    assert isinstance(before[-1], Sample) or records[trip].data["fault"] == "link_lost"
     event = records[trip]
     assert isinstance(event, Event)
     return event
 
 
-async def test_full_intermittent_session_completes_tracking_the_profile(rig: Rig) -> None:
+async def test_full_intermittent_session_completes_tracking_the_profile(
+    tracking_rig: Rig,
+) -> None:
+    rig = tracking_rig
     profile = ForceProfile.from_dict(
         {
             **SHORT,
@@ -162,8 +201,9 @@ async def test_full_intermittent_session_completes_tracking_the_profile(rig: Rig
             "rest_force": "30 lbf",
             "progression_steps": 1,
             "regression_steps": 1,
-            "hold_s": 20,
-            "total_s": 150,
+            "hold_s": 10,
+            "rest_s": 5,
+            "total_s": 60,
         }
     )
     loop = rig.loop(profile)
@@ -186,7 +226,10 @@ async def test_full_intermittent_session_completes_tracking_the_profile(rig: Rig
     tolerance = LIMITS.supervisor.over_target_tolerance_n
     assert all(abs(s.measured_n - s.target_n) < tolerance for s in samples)
     holds = [s for s in samples if s.phase is Phase.HOLD]
-    assert len(holds) > 20 and {s.target_n for s in holds} == {profile.hold_force_n}
+    # A late tick never catches up in a step, so a hold may begin with the last of the ramp.
+    assert len(holds) > 20 and max(s.target_n for s in holds) == profile.hold_force_n
+    at_hold = [s for s in holds if s.target_n == profile.hold_force_n]
+    assert len(at_hold) > 0.8 * len(holds)
     settled = [s for s in holds if abs(s.measured_n - s.target_n) < 6.0]
     assert len(settled) > 0.9 * len(holds)
     assert rig.recorder.events(EventKind.RELEASED) and rig.model.released
@@ -200,10 +243,11 @@ async def test_stop_switch_releases_on_the_first_reading_that_shows_it(rig: Rig)
     assert (
         finished.outcome is Outcome.TRIPPED and finished.reason == "patient pressed the stop switch"
     )
-    event = assert_released_at_trip(rig.recorder, EventKind.STOP_SWITCH)
+    event = assert_released_at_trip(rig.recorder, EventKind.TRIP)
     assert (
         event.data["trip"] == TripKind.STOP_SWITCH and event.data["reading"]["stop_switch_pressed"]
     )
+    assert (event.data["fault"], event.data["severity"]) == ("stop_switch", "stop")
     # At most the reading already on the wire when it was pressed, then the one that shows it.
     assert len(samples_after(rig.recorder, fired[0])) <= 2
     assert rig.model.released
@@ -214,25 +258,34 @@ async def test_runaway_force_trips_on_the_first_reading_over_target(rig: Rig) ->
         rig.model.faults.runaway = True
 
     rig.when_holding(2.0, runaway)
-    finished = await rig.loop().run()
+    loop = rig.loop()
+    finished = await loop.run()
 
     assert finished.outcome is Outcome.TRIPPED
     event = assert_released_at_trip(rig.recorder, EventKind.TRIP)
-    assert event.data["trip"] in (TripKind.OVER_TARGET, TripKind.HARD_LIMIT)
+    # One tick at this scale is 0.4 s of session time: the table's own limit may act first.
+    assert event.data["fault"] in ("over_target", "hard_limit", "force_limit")
     tolerance = LIMITS.supervisor.over_target_tolerance_n
     *before, last = rig.recorder.samples
-    assert last.measured_n > last.target_n + tolerance
+    assert last.measured_n > last.target_n + tolerance or event.data["fault"] == "force_limit"
     assert all(s.measured_n <= s.target_n + tolerance for s in before)
+    hard_limit = rig.recorder.records[0].extra["hard_limit_n"]  # type: ignore[union-attr]
+    assert rig.model.peak_tension_n <= hard_limit + 5.0
     rig.model.advance(rig.clock.now())
     assert rig.model.released
 
 
-async def test_stuck_load_cell_trips_on_tracking_error_held_too_long(rig: Rig) -> None:
+async def test_a_single_channel_table_trips_on_tracking_error_held_too_long(rig: Rig) -> None:
+    """Without the redundant channel (a model allowed without it), a load cell stuck at zero
+    is still caught: the tracking error, on the very reading the rule became true."""
+    single = replace(LIMITS, single_fault_exempt_models=frozenset({"SIM-TX1"}))
+    rig.table.register_map = without_single_fault_features()
+
     def stick() -> None:
         rig.model.faults.stuck_load_cell = 0.0
 
     rig.when_holding(2.0, stick)
-    finished = await rig.loop().run()
+    finished = await rig.loop(limits=single).run()
 
     assert finished.outcome is Outcome.TRIPPED and "off target" in finished.reason
     event = assert_released_at_trip(rig.recorder, EventKind.TRIP)
@@ -251,9 +304,22 @@ async def test_stuck_load_cell_trips_on_tracking_error_held_too_long(rig: Rig) -
     )
     assert due == len(samples) - 1  # tripped on the very reading the rule became true
     assert rig.model.released
+    warned = [e for e in rig.recorder.events(EventKind.WARNING) if "single-fault" in e.reason]
+    assert len(warned) == 1 and "second, independent force channel" in warned[0].reason
 
 
-async def test_device_fault_trips_with_its_code(rig: Rig) -> None:
+async def test_a_stuck_load_cell_trips_as_disagreeing_channels_and_locks(rig: Rig) -> None:
+    rig.when_holding(2.0, lambda: rig.model.stick_load_cell(rig.clock.now()))
+    finished = await rig.loop().run()
+
+    assert finished.outcome is Outcome.TRIPPED and "disagree" in finished.reason
+    event = assert_released_at_trip(rig.recorder, EventKind.TRIP)
+    assert event.data["fault"] in ("channel_disagreement", "stuck_sensor")
+    assert event.data["severity"] == "lock"
+    assert rig.model.released
+
+
+async def test_device_fault_trips_with_its_name_never_its_code(rig: Rig) -> None:
     def fault() -> None:
         rig.model.faults.fault_code = FAULT_MOTOR
 
@@ -261,8 +327,10 @@ async def test_device_fault_trips_with_its_code(rig: Rig) -> None:
     finished = await rig.loop().run()
 
     assert finished.outcome is Outcome.TRIPPED
-    assert finished.reason == f"device fault code {FAULT_MOTOR}"
-    assert_released_at_trip(rig.recorder, EventKind.FAULT)
+    assert finished.reason == "table fault: motor driver fault"
+    event = assert_released_at_trip(rig.recorder, EventKind.TRIP)
+    assert (event.data["fault"], event.data["severity"]) == ("motor", "lock")
+    assert event.data["reading"]["fault"] == "motor"
     assert len(samples_after(rig.recorder, fired[0])) <= 2
     assert rig.model.released
 
@@ -274,8 +342,9 @@ async def test_dropped_link_trips_and_the_table_watchdog_releases(rig: Rig) -> N
 
     assert finished.outcome is Outcome.TRIPPED
     assert finished.reason.startswith(("link lost", "no valid reading"))
-    trips = [e for e in rig.recorder.events() if e.kind in (EventKind.LINK_LOST, EventKind.TRIP)]
+    trips = rig.recorder.events(EventKind.TRIP)
     assert len(trips) == 1 and trips[0].data["trip"] in (TripKind.LINK_LOST, TripKind.MISSING)
+    assert trips[0].data["fault"] in ("link_lost", "missing_reading")
     # The host could not release a table it cannot reach, and says so ...
     warning = rig.recorder.events(EventKind.WARNING)[-1]
     assert "release not confirmed" in warning.reason and isinstance(
@@ -307,7 +376,12 @@ async def test_cancelling_the_task_mid_hold_leaves_the_table_released(rig: Rig) 
     assert rig.recorder.events(EventKind.RELEASED)
 
 
-async def test_raising_and_slow_subscribers_never_stall_ticks(rig: Rig) -> None:
+async def test_a_raising_subscriber_and_a_view_that_stopped_reading_leave_the_run_whole(
+    rig: Rig,
+) -> None:
+    """Delivery is isolated: a subscriber that raises on every record and a live view nobody
+    reads neither end the run nor cost the recorder a record; the view drops old samples."""
+
     class Broken:
         calls = 0
 
@@ -320,10 +394,12 @@ async def test_raising_and_slow_subscribers_never_stall_ticks(rig: Rig) -> None:
     rig.stream.subscribe(never_read)
     finished = await rig.loop({**SHORT, "total_s": 60}).run()
 
-    assert finished.outcome is Outcome.COMPLETED
-    assert Broken.calls == len(rig.recorder.records)
-    assert never_read.dropped > 0 and isinstance(list(never_read._items)[-1], Finished)
+    assert finished.outcome is Outcome.COMPLETED and finished.reason == "profile completed"
+    assert Broken.calls == len(rig.recorder.records)  # it was called for every record regardless
+    kept = list(never_read._items)
+    assert never_read.dropped > 0 and isinstance(kept[-1], Finished)
     assert [s.seq for s in rig.recorder.samples] == list(range(1, finished.sample_count + 1))
+    assert isinstance(rig.recorder.records[0], Started) and rig.recorder.events(EventKind.RELEASED)
 
 
 async def test_pause_holds_force_and_the_clock_then_stop_ramps_down(rig: Rig) -> None:
@@ -351,10 +427,11 @@ async def test_pause_holds_force_and_the_clock_then_stop_ramps_down(rig: Rig) ->
     assert paused[-1].t - paused[0].t > 4  # the session clock waited through the pause ...
     assert loop.profile_t < paused_at[0] + 10  # ... so the profile advanced only ~3 s past it
     assert rig.recorder.events(EventKind.RESUME)
-    stopping = [s.target_n for s in rig.recorder.samples if s.phase is Phase.STOPPING]
-    assert stopping[-1] == 0.0 and stopping == sorted(stopping, reverse=True)
-    steps = [a - b for a, b in zip(stopping, stopping[1:], strict=False)]
-    assert max(steps) < loop.profile.ramp_n_per_s * loop.tick_s * 3  # a ramp, not a drop
+    stopping = [s for s in rig.recorder.samples if s.phase is Phase.STOPPING]
+    assert stopping[-1].target_n == 0.0 and len(stopping) > 3
+    for a, b in zip(stopping, stopping[1:], strict=False):  # a ramp at its rate, not a drop
+        allowed = loop.profile.ramp_n_per_s * (b.t - a.t + loop.tick_s) * 1.01
+        assert 0.0 <= a.target_n - b.target_n <= allowed
     assert rig.recorder.events(EventKind.STOP_REQUESTED)[0].data["kind"] == "controlled"
     assert rig.model.released
 
@@ -370,7 +447,8 @@ async def test_request_stop_release_from_a_subscriber(rig: Rig) -> None:
     assert rig.model.released
 
 
-async def test_live_settings_change_is_validated_and_recorded(rig: Rig) -> None:
+async def test_live_settings_change_is_validated_and_recorded(tracking_rig: Rig) -> None:
+    rig = tracking_rig  # it asserts no tracking trip: 100 ms of real margin, see TRACKING_SCALE
     loop = rig.loop({**SHORT, "total_s": 300})
     lower = ForceProfile.from_dict(
         {**SHORT, "total_s": 300, "hold_force": "30 lbf", "rest_force": "15 lbf"}
@@ -395,7 +473,9 @@ async def test_live_settings_change_is_validated_and_recorded(rig: Rig) -> None:
     await loop.run()
 
     assert [v.field for v in results["unsafe"]] == ["hold_force"] * 3  # rating, region, weight
-    refused = rig.recorder.events(EventKind.WARNING)[0]
+    refused = next(
+        e for e in rig.recorder.events(EventKind.WARNING) if "settings change" in e.reason
+    )
     assert refused.reason.startswith("settings change refused") and "300.0 lbf" in refused.reason
     assert results["lower"] == []
     changed = rig.recorder.events(EventKind.SETTINGS_CHANGED)
@@ -440,3 +520,53 @@ def test_a_rate_the_wire_cannot_carry_is_refused_with_the_numbers() -> None:
         "50 Hz gives 20.0 ms per tick but one tick (heartbeat, target, state) takes 34.0 ms on "
         "the wire; use at most 29 Hz (default 10 Hz)"
     )
+
+
+async def test_a_table_without_the_single_fault_features_is_refused_unless_allowed(
+    rig: Rig,
+) -> None:
+    rig.table.register_map = without_single_fault_features()
+    with pytest.raises(StartRefused) as refused:
+        await rig.loop().run()
+    message = str(refused.value)
+    assert "second, independent force channel" in message and "allow_models" in message
+    assert rig.recorder.records == [] and not rig.model.running
+
+
+async def test_a_table_that_does_not_hold_the_written_force_limit_is_not_started(
+    rig: Rig,
+) -> None:
+    """Firmware that keeps half the limit written (a units mix-up) is caught by the read-back."""
+    honest = rig.model.set_force_limit
+    rig.model.set_force_limit = lambda force_n: honest(force_n / 2)  # type: ignore[method-assign]
+    with pytest.raises(
+        StartRefused, match="holds a force limit of .* lbf after .* lbf was written"
+    ):
+        await rig.loop().run()
+    assert rig.recorder.records == [] and not rig.model.running
+
+
+async def test_the_session_force_limit_is_the_hard_limit_and_recorded(rig: Rig) -> None:
+    loop = rig.loop({**SHORT, "total_s": 60})
+    rig.when_holding(1.0, lambda: loop.release("enough"))
+    await loop.run()
+    started = rig.recorder.records[0]
+    assert isinstance(started, Started)
+    assert started.extra["table_force_limit_n"] == pytest.approx(started.extra["hard_limit_n"])
+    assert rig.model.force_limit_n == pytest.approx(started.extra["hard_limit_n"])
+    assert started.extra["safety_features"] == {
+        "redundant_force": True,
+        "force_limit": True,
+        "sample_counter": True,
+        "operator_stop": True,
+    }
+
+
+async def test_a_table_that_refuses_the_force_limit_is_not_started(rig: Rig) -> None:
+    def refuse(force_n: float) -> None:
+        raise CommandRefused("limit not accepted")
+
+    rig.model.set_force_limit = refuse  # type: ignore[method-assign]
+    with pytest.raises(StartRefused, match="refused the force limit .* lbf"):
+        await rig.loop().run()
+    assert rig.recorder.records == [] and not rig.model.running

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
@@ -76,7 +77,7 @@ async def test_identify_read_target_start_stop_release(rig: Rig) -> None:
     assert (info.model, info.serial_number, info.firmware) == ("SIM-TX1", "SIM-0001", "1.4.2")
     assert info.rated_max_force_n == 900.0
     state = await table.read_state()
-    assert state.ready and state.released and not state.running and state.fault_code == 0
+    assert state.ready and state.released and not state.running and state.fault == "none"
 
     await table.set_heartbeat_timeout(5.0)
     await table.set_target(200.0)
@@ -121,7 +122,7 @@ async def test_stopped_heartbeats_release_the_table_and_set_the_watchdog_bit(rig
     await rig.clock.sleep_until(last_beat + 1.0 + 0.5)
     state = await rig.table.read_state()
     assert state.watchdog_tripped and state.released and not state.running
-    assert state.fault_code == 4 and state.measured_force_n < 5.0
+    assert state.fault == "watchdog" and state.measured_force_n < 5.0
     with pytest.raises(DeviceRejected) as refused:
         await rig.table.start()
     assert refused.value.code == 3 and "command (register" in str(refused.value)
@@ -147,7 +148,7 @@ async def test_no_answer_is_a_timeout_naming_the_register(rig: Rig) -> None:
     else:  # a cut RS-485 line: nothing comes back
         rig.pair.cut()
     with pytest.raises(
-        TableTimeout, match=r"read of measured_force\.\.fault_code \(registers 200\.\.205\)"
+        TableTimeout, match=r"read of measured_force\.\.sample_counter \(registers 200\.\.207\)"
     ):
         await table.read_state()
     rig.sim.faults.restore()
@@ -202,11 +203,21 @@ async def test_connecting_to_nothing_is_link_lost() -> None:
     port = sim.port
     await sim.stop()
     table = open_device(f"modbus+tcp://127.0.0.1:{port}?unit=1", ScaledClock(1.0))
-    with pytest.raises(LinkLost, match="cannot connect"):
+    with pytest.raises(LinkLost, match=f"cannot connect: 127.0.0.1:{port}: connection refused"):
         await table.connect()
     serial_table = open_device("modbus+rtu:///dev/no-such-tty?unit=1", ScaledClock(1.0))
-    with pytest.raises(LinkLost, match="/dev/no-such-tty/unit1: cannot connect"):
+    with pytest.raises(
+        LinkLost, match="/dev/no-such-tty/unit1: cannot connect: /dev/no-such-tty: no such device"
+    ):
         await serial_table.connect()
+
+
+async def test_a_path_that_is_no_serial_port_is_named_as_such(tmp_path: Path) -> None:
+    plain = tmp_path / "notes.txt"
+    plain.write_text("not a tty")
+    table = open_device(f"modbus+rtu://{plain}?unit=1", ScaledClock(1.0))
+    with pytest.raises(LinkLost, match=f"{plain}: not a serial port"):
+        await table.connect()
 
 
 async def test_second_map_through_the_same_driver(pty_pair: PtyPair) -> None:
@@ -255,7 +266,7 @@ def test_tick_wire_time_follows_the_transport_and_baud() -> None:
     rtu = open_modbus_table(parse_table_url("modbus+rtu:///dev/ttyS0?baud=19200"), clock)
     # heartbeat write 8 + 8 bytes, float32 target write 13 + 8, status read 8 + (5 + 2*6),
     # six 3.5-character gaps
-    assert rtu.tick_wire_seconds == pytest.approx((8 + 8 + 13 + 8 + 8 + 17 + 6 * 3.5) * 11 / 19200)
+    assert rtu.tick_wire_seconds == pytest.approx((8 + 8 + 13 + 8 + 8 + 21 + 6 * 3.5) * 11 / 19200)
     slow = open_modbus_table(parse_table_url("modbus+rtu:///dev/ttyS0?baud=9600"), clock)
     assert slow.tick_wire_seconds == pytest.approx(2 * rtu.tick_wire_seconds)
     tcp = open_modbus_table(parse_table_url("modbus+tcp://127.0.0.1:502"), clock)

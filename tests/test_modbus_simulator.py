@@ -137,7 +137,7 @@ async def test_exception_codes_follow_the_spec(tcp_client: AsyncModbusTcpClient)
     master = PlainMaster(tcp_client, load_map("generic-v1"))
     unmapped = await tcp_client.read_holding_registers(300, count=1, device_id=1)
     assert unmapped.isError() and unmapped.exception_code == 2
-    past_status_block = await tcp_client.read_holding_registers(200, count=7, device_id=1)
+    past_status_block = await tcp_client.read_holding_registers(200, count=9, device_id=1)
     assert past_status_block.exception_code == 2
     read_only = await tcp_client.write_register(204, 1, device_id=1)
     assert read_only.isError() and read_only.exception_code == 2

@@ -3,7 +3,9 @@
 import pytest
 
 from simulators.physics import (
+    FAULT_FORCE_LIMIT,
     FAULT_MOTOR,
+    FAULT_OPERATOR_STOP,
     FAULT_STOP_SWITCH,
     FAULT_WATCHDOG,
     Command,
@@ -78,3 +80,42 @@ def test_controlled_stop_ramps_down_then_releases() -> None:
     assert 100.0 < model.tension_n < 240.0  # still ramping at about 60 N/s
     run(model, 10.0)
     assert model.released and not model.running and model.tension_n < 1.0
+
+
+def test_the_force_limit_acts_on_the_independent_channel_whatever_the_load_cell_says() -> None:
+    model = TableModel(TableSpec(noise_n=0.0, offset_n=0.0))
+    model.set_force_limit(150.0)
+    model.set_target(140.0)
+    model.command(Command.START, 0.0)
+    run(model, 2.0)
+    model.stick_load_cell(2.0)  # the firmware's own force loop now chases a frozen value ...
+    model.set_target(400.0)
+    run(model, 6.0)
+    assert model.released and model.fault_code == FAULT_FORCE_LIMIT  # ... and the limit held
+    assert model.peak_tension_n <= 150.0 + 1.0
+
+
+def test_a_jolt_adds_tension_at_once_and_a_power_cycle_forgets_every_latch() -> None:
+    model = TableModel(TableSpec(noise_n=0.0, offset_n=0.0))
+    model.set_force_limit(300.0)
+    model.set_target(100.0)
+    model.command(Command.START, 0.0)
+    run(model, 2.0)
+    before = model.tension_n
+    model.jolt(2.0, 50.0)
+    assert model.tension_n == pytest.approx(before + 50.0, abs=1.0)
+    model.press_operator_stop(2.1)
+    assert model.released and model.fault_code == FAULT_OPERATOR_STOP and not model.ready
+    model.power_cycle(2.2)
+    assert model.ready and model.force_limit_n is None and not model.operator_stop_pressed
+
+
+def test_the_sample_counter_stops_only_while_sampling_is_frozen() -> None:
+    model = TableModel()
+    model.advance(1.0)
+    first = model.sample_counter
+    model.advance(1.1)
+    assert model.sample_counter == first + 50  # 500 samples per second
+    model.freeze_readings(1.1)
+    model.advance(2.0)
+    assert model.sample_counter == first + 50

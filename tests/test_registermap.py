@@ -203,6 +203,32 @@ SECTION_MEASURED = '[status.measured_force]\naddress = 200\ntype = "float32"\nsc
         ("[device]", "[device]\ncolour = 'red'", "[device]", "unknown key 'colour'"),
         ("[device]", "[gadget]\nx = 1\n[device]", "", "unknown section [gadget]"),
         ("[device]", "[device", "", "not valid TOML"),
+        (
+            "motor = 2 ",
+            "motor_trouble = 2 ",
+            "[status.fault_code]",
+            "fault name(s) motor_trouble not in the fault vocabulary",
+        ),
+        (
+            "operator_stop_pressed = 7 ",
+            "operator_stopped = 7 ",
+            "[status.status]",
+            "unknown status bit 'operator_stopped'",
+        ),
+        (
+            '[control.force_limit]\naddress = 105\ntype = "float32"\nscale = 1.0\nunit = "N"\n'
+            'access = "rw"',
+            '[control.force_limit]\naddress = 105\ntype = "float32"\nscale = 1.0\nunit = "N"\n'
+            'access = "w"',
+            "[control.force_limit]",
+            "force_limit must be 'rw' (it is read back)",
+        ),
+        (
+            '[status.sample_counter]\naddress = 207\ntype = "uint16"',
+            '[status.sample_counter]\naddress = 207\ntype = "float32"',
+            "[status.sample_counter]",
+            "must be uint16 or int16",
+        ),
     ],
 )
 def test_malformed_map_is_refused_naming_file_entry_and_rule(
@@ -217,6 +243,37 @@ def test_malformed_map_is_refused_naming_file_entry_and_rule(
     assert str(path) in message
     assert entry_name in message
     assert rule in message
+
+
+@pytest.mark.parametrize("name", ["generic-v1", "tractek-lt200"])
+def test_shipped_maps_have_the_single_fault_features_in_one_status_read(name: str) -> None:
+    rmap = load_register_map(name)
+    assert rmap.safety_features.missing == []
+    start, count = rmap.status_span
+    for entry in ("measured_force", "redundant_force", "sample_counter", "status"):
+        assert start <= rmap[entry].address < start + count  # both channels in one request
+    names = set(rmap.fault_names.values())
+    assert {"watchdog", "force_limit", "operator_stop", "overload"} <= names
+
+
+def test_a_map_without_the_single_fault_entries_loads_and_says_what_it_lacks(
+    tmp_path: Path,
+) -> None:
+    text = GENERIC
+    for section in ("[status.redundant_force]", "[status.sample_counter]", "[control.force_limit]"):
+        head, _, rest = text.partition(section)
+        _, _, tail = rest.partition("\n\n")
+        text = head + tail
+    text = text.replace("operator_stop_pressed = 7 ", "")
+    path = tmp_path / "older.toml"
+    path.write_text(text)
+    features = load_register_map(path).safety_features
+    assert features.missing == [
+        "a second, independent force channel",
+        "a force limit enforced by the table",
+        "a table-side sample counter",
+        "an operator stop input",
+    ]
 
 
 def test_unknown_map_name_lists_the_known_maps() -> None:

@@ -1,5 +1,5 @@
-"""The recorder on SQLite and PostgreSQL: every record kept, the loop never held up, crashes and
-stalls survived, finished sessions sealed."""
+"""The recorder on SQLite and PostgreSQL: every record journalled then stored, the loop never held
+up, crashes and stalls survived, finished sessions sealed and their journals removed."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -21,8 +22,13 @@ from devices.clock import ScaledClock
 from devices.contract import StopKind
 from devices.records import Event, EventKind, Finished, Outcome, Phase, Sample
 from devices.stream import Stream
-from session.recorder import Recorder, recover_interrupted
-from session.seal import verify
+from session.facts import facts_for
+from session.facts import load as load_facts
+from session.identity import load_identity
+from session.journal import is_owned, journals
+from session.recorder import Recorder, RecorderStats, write_batch
+from session.recovery import recover
+from session.seal import seal, verify
 from session.store import SessionContext, Store
 
 CHILD = Path(__file__).with_name("session_recording_child.py")
@@ -72,19 +78,24 @@ class WriteLock:
             self._engine.dispose()
 
 
+@pytest.fixture
+def journal_dir(tmp_path: Path) -> Path:
+    return tmp_path / "journals"
+
+
 def seqs(store: Store, run: str) -> list[int]:
     return [s.seq for s in store.iter_samples(run)]
 
 
 async def test_recorder_keeps_every_record_and_seals_on_finish(
-    store: Store, context: SessionContext
+    store: Store, context: SessionContext, journal_dir: Path
 ) -> None:
     stops = StopRequests()
     clock = ScaledClock(50.0)
     stream = Stream()
     started = make_started()
     run = started.run_id
-    async with Recorder(store, context, stops) as recorder:
+    async with Recorder(store, context, stops, journal_dir=journal_dir) as recorder:
         stream.subscribe(recorder)
         stream.publish(started)
         for i in range(600):
@@ -104,11 +115,12 @@ async def test_recorder_keeps_every_record_and_seals_on_finish(
     assert seqs(store, run) == list(range(600))
     assert [e.data["cycle"] for e in store.iter_events(run)] == list(range(6))
     assert stops.calls == []
+    assert journals(journal_dir) == []  # sealed: the journal has done its work
 
 
 @pytest.mark.slow
 async def test_database_stall_keeps_ticks_on_time_and_loses_nothing(
-    db_url: str, store: Store, context: SessionContext
+    db_url: str, store: Store, context: SessionContext, journal_dir: Path
 ) -> None:
     stops = StopRequests()
     clock = ScaledClock(1.0)
@@ -125,7 +137,7 @@ async def test_database_stall_keeps_ticks_on_time_and_loses_nothing(
         await asyncio.sleep(3.5)
         await asyncio.to_thread(lock.release)
 
-    async with Recorder(store, context, stops) as recorder:
+    async with Recorder(store, context, stops, journal_dir=journal_dir) as recorder:
         stream.subscribe(recorder)
         stream.publish(started)
         staller = asyncio.create_task(stall())
@@ -151,49 +163,59 @@ async def test_database_stall_keeps_ticks_on_time_and_loses_nothing(
     assert verify(store, run).ok
 
 
-async def test_buffer_about_to_overflow_stops_the_session_and_keeps_everything(
-    db_url: str, store: Store, context: SessionContext
+async def test_a_long_database_outage_never_stops_the_session_and_loses_nothing(
+    db_url: str, store: Store, context: SessionContext, journal_dir: Path
 ) -> None:
+    """Far more records than the old in-memory buffer held (30 000) arrive while the database is
+    locked: they wait in the journal on disk, the session is never asked to stop, and all of them
+    are stored once the database answers."""
     stops = StopRequests()
     stream = Stream()
     started = make_started()
     run = started.run_id
     lock = WriteLock(db_url)
-    recorder = Recorder(store, context, stops, buffer_limit=40, stop_margin=10)
+    recorder = Recorder(store, context, stops, journal_dir=journal_dir, max_batch=2000)
     stops.recorder = recorder
     stream.subscribe(recorder)
     recorder.start()
     stream.publish(started)
+    await asyncio.sleep(0.5)  # the session row is written before the outage
     await asyncio.to_thread(lock.acquire)
     try:
-        for i in range(100):  # far more than the buffer holds while the database is locked
-            stream.publish(Sample(run, i, i * 0.02, 100.0, 99.0, Phase.RAMP_DOWN))
-            await asyncio.sleep(0)
+        for i in range(40_000):
+            stream.publish(Sample(run, i, i * 0.02, 100.0, 99.0, Phase.HOLD))
+            if i % 2000 == 0:
+                await asyncio.sleep(0.05)
+        [journal] = journals(journal_dir)
+        for _ in range(200):  # the journal task writes it within a flush interval
+            if journal.stat().st_size > 40_000 * 20:
+                break
+            await asyncio.sleep(0.05)
+        assert journal.stat().st_size > 40_000 * 20, "the records are not on disk"
+        assert recorder.stats().buffered >= 40_000 - 2000
     finally:
         await asyncio.to_thread(lock.release)
-    stream.publish(Finished(run, 2.0, started.wall, Outcome.STOPPED, "recording buffer", 100))
-    await asyncio.wait_for(recorder.wait_finished(), 60)
+    stream.publish(Finished(run, 900.0, started.wall, Outcome.COMPLETED, "ok", 40_000))
+    await asyncio.wait_for(recorder.wait_finished(), 120)
     await recorder.close()
 
-    assert len(stops.calls) == 1
-    kind, reason, buffered_then = stops.calls[0]
-    assert kind == StopKind.CONTROLLED and "no sample is lost" in reason
-    assert buffered_then <= 40
-    assert seqs(store, run) == list(range(100))
-    reasons = [e.reason for e in store.iter_events(run)]
-    assert any("recording buffer holds" in r for r in reasons)
+    assert stops.calls == []
+    assert seqs(store, run) == list(range(40_000))
+    assert store.get_session(run).outcome == "completed" and verify(store, run).ok
+    assert journals(journal_dir) == []
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("mode", ["loop", "records"])
 def test_sigkill_mid_session_leaves_an_interrupted_session_with_every_flushed_sample(
-    mode: str, db_url: str, store: Store, context: SessionContext
+    mode: str, db_url: str, store: Store, context: SessionContext, tmp_path: Path
 ) -> None:
     """``loop``: the real control loop on a Modbus TCP simulated table; ``records``: real records
     at a fixed 100 Hz. Either way the recording process is SIGKILLed after 2.5 s of samples."""
-    flush_interval, slack = 0.25, 0.75  # slack: a loaded machine may take a while to commit
+    flush_interval, slack = 0.25, 0.75  # slack: a loaded machine may take a while to write
+    data_dir = tmp_path / "ws"
     command = [sys.executable, str(CHILD), mode, db_url, str(context.patient_id)]
-    command += [str(context.treating_clinician_id), context.workstation]
+    command += [str(context.treating_clinician_id), context.workstation, str(data_dir)]
     child = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
     published: dict[int, float] = {}  # seq -> monotonic moment of publication
     runs: list[str] = []
@@ -226,9 +248,10 @@ def test_sigkill_mid_session_leaves_an_interrupted_session_with_every_flushed_sa
     [run] = runs
     assert store.get_session(run).outcome is None  # the dead process never finished it
 
-    recovered = recover_interrupted(store, context.workstation)
+    report = recover(store, load_identity(data_dir, context.workstation))
 
-    assert [r.id for r in recovered] == [run]
+    assert report.interrupted == [run] and report.live == []
+    assert journals(data_dir / "journals") == []
     row = store.get_session(run)
     assert row.outcome == Outcome.INTERRUPTED.value and row.sealed_at is not None
     stored = seqs(store, run)
@@ -245,15 +268,15 @@ def test_sigkill_mid_session_leaves_an_interrupted_session_with_every_flushed_sa
 
 
 async def test_failing_writes_are_retried_until_the_database_is_back(
-    engine: sa.Engine, store: Store, context: SessionContext
+    engine: sa.Engine, store: Store, context: SessionContext, journal_dir: Path
 ) -> None:
     """Writes that fail outright (here: the samples table gone for a while) keep the records in
-    memory, record a warning, and are retried until they succeed."""
+    the journal, record a warning, and are retried until they succeed."""
     stops = StopRequests()
     stream = Stream()
     started = make_started()
     run = started.run_id
-    async with Recorder(store, context, stops) as recorder:
+    async with Recorder(store, context, stops, journal_dir=journal_dir) as recorder:
         stream.subscribe(recorder)
         stream.publish(started)
         for i in range(20):
@@ -268,6 +291,8 @@ async def test_failing_writes_are_retried_until_the_database_is_back(
             if recorder.stats().stalls:
                 break
             await asyncio.sleep(0.05)
+        else:
+            pytest.fail("no write failure was seen in 30 s with the samples table gone")
         assert recorder.stats().buffered >= 40
         with engine.begin() as conn:
             conn.exec_driver_sql("ALTER TABLE samples_away RENAME TO samples")
@@ -278,3 +303,304 @@ async def test_failing_writes_are_retried_until_the_database_is_back(
     assert any(r.startswith("database write failed") for r in reasons), reasons
     assert any(r.startswith("database back after") for r in reasons), reasons
     assert stops.calls == [] and verify(store, run).ok
+
+
+# --- the recorder's own rules, at their edges
+# A write slower than this is a stall; these tests count only failed writes as stalls, so a loaded
+# machine's slow write must not add one. ---------------------------------------------------
+
+SLOW = 60.0
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"flush_interval": 0.0}, "flush_interval 0.0 s must be in (0, 0.25]"),
+        ({"flush_interval": 0.2501}, "flush_interval 0.2501 s must be in (0, 0.25]"),
+        ({"max_batch": 0}, "max_batch 0 must be at least 1"),
+    ],
+)
+def test_a_flush_interval_or_batch_size_out_of_range_is_refused_naming_it(
+    store: Store,
+    context: SessionContext,
+    journal_dir: Path,
+    options: dict[str, float],
+    message: str,
+) -> None:
+    with pytest.raises(ValueError) as info:
+        Recorder(store, context, StopRequests(), journal_dir=journal_dir, **options)  # type: ignore[arg-type]
+    assert str(info.value) == message
+
+
+async def test_a_batch_of_one_and_the_longest_flush_interval_still_store_everything_in_order(
+    store: Store, context: SessionContext, journal_dir: Path
+) -> None:
+    started = make_started()
+    run = started.run_id
+    recorder = Recorder(
+        store,
+        context,
+        StopRequests(),
+        journal_dir=journal_dir,
+        flush_interval=0.25,
+        max_batch=1,
+        stall_warning_after=SLOW,
+    )
+    assert recorder.session_id is None and recorder.journal_path is None
+    assert recorder.stats() == RecorderStats(0, 0, 0, False, False)
+    async with recorder:
+        recorder.deliver(started)
+        assert recorder.session_id == run
+        assert recorder.journal_path == journal_dir / f"{run}.journal"
+        for i in range(12):
+            recorder.deliver(Sample(run, i, i * 0.02, 100.0, 99.0, Phase.HOLD))
+        recorder.deliver(Event(run, 0.25, EventKind.PHASE, "rest", {"cycle": 1}))
+        assert recorder.stats().buffered == 14
+        recorder.deliver(Finished(run, 0.3, started.wall, Outcome.COMPLETED, "done", 12))
+        digest = await asyncio.wait_for(recorder.wait_finished(), 30)
+        assert await asyncio.wait_for(recorder.wait_finished(), 30) == digest
+    assert recorder.stats() == RecorderStats(0, 12, 0, False, True)
+    assert seqs(store, run) == list(range(12))
+    assert [(e.seq, e.reason) for e in store.iter_events(run)] == [(0, "rest")]
+    assert store.get_session(run).seal_digest == digest and journals(journal_dir) == []
+
+
+def test_a_record_before_started_is_a_bug_said_plainly(
+    store: Store, context: SessionContext, journal_dir: Path
+) -> None:
+    recorder = Recorder(
+        store, context, StopRequests(), journal_dir=journal_dir, stall_warning_after=SLOW
+    )
+    with pytest.raises(
+        RuntimeError, match="the recorder got a record before its session's Started"
+    ):
+        recorder.deliver(Sample("run", 0, 0.0, 1.0, 1.0, Phase.HOLD))
+
+
+async def test_a_journal_made_up_front_for_a_session_that_never_starts_is_removed(
+    store: Store, context: SessionContext, journal_dir: Path
+) -> None:
+    recorder = Recorder(
+        store, context, StopRequests(), journal_dir=journal_dir, stall_warning_after=SLOW
+    )
+    path = recorder.open_journal("never-run")
+    assert recorder.open_journal("never-run") == path == recorder.journal_path
+    assert journals(journal_dir) == [path] and is_owned(path)
+    await recorder.close()  # never started
+    assert journals(journal_dir) == []
+    started = Recorder(
+        store, context, StopRequests(), journal_dir=journal_dir, stall_warning_after=SLOW
+    )
+    started.open_journal("never-run-either")
+    async with started:
+        pass
+    assert journals(journal_dir) == []
+
+
+async def test_closing_before_the_session_finished_keeps_the_journal_for_recovery(
+    store: Store, context: SessionContext, journal_dir: Path
+) -> None:
+    started = make_started()
+    run = started.run_id
+    async with Recorder(
+        store, context, StopRequests(), journal_dir=journal_dir, stall_warning_after=SLOW
+    ) as recorder:
+        recorder.deliver(started)
+        for i in range(5):
+            recorder.deliver(Sample(run, i, i * 0.02, 100.0, 99.0, Phase.HOLD))
+    [journal] = journals(journal_dir)
+    assert journal.name == f"{run}.journal" and not is_owned(journal)  # its lease let go
+    assert seqs(store, run) == list(range(5)) and store.get_session(run).outcome is None
+    assert recorder.stats() == RecorderStats(0, 5, 0, False, False)
+
+
+async def test_records_of_a_session_already_sealed_are_ingested_again_without_a_new_seal(
+    store: Store, context: SessionContext, journal_dir: Path
+) -> None:
+    """A process that died between sealing and removing its journal: the records are ingested
+    again (idempotently) and the session keeps the seal it has."""
+    started = make_started()
+    run = started.run_id
+    records = [
+        started,
+        Sample(run, 0, 0.02, 1.0, 1.0, Phase.HOLD),
+        Finished(run, 0.1, started.wall, Outcome.COMPLETED, "done", 1),
+    ]
+    write_batch(store, context, records)
+    write_batch(store, context, records[2:])  # the outcome is recorded once: a retry is a no-op
+    sealed = seal(store, run)
+    async with Recorder(
+        store, context, StopRequests(), journal_dir=journal_dir, stall_warning_after=SLOW
+    ) as recorder:
+        for record in records:
+            recorder.deliver(record)
+        assert await asyncio.wait_for(recorder.wait_finished(), 30) == sealed
+    assert store.get_session(run).seal_digest == sealed and verify(store, run).ok
+    assert seqs(store, run) == [0] and journals(journal_dir) == []
+
+
+async def _until(check: Callable[[], bool], what: str, seconds: float = 30.0) -> None:
+    for _ in range(int(seconds / 0.05)):
+        if check():
+            return
+        await asyncio.sleep(0.05)
+    pytest.fail(f"waited {seconds:g} s for {what}")
+
+
+async def test_two_outages_are_two_stalls_and_warnings_after_the_end_precede_the_outcome(
+    engine: sa.Engine, store: Store, context: SessionContext, journal_dir: Path
+) -> None:
+    """The first outage while the session runs, the second once ``Finished`` is journalled: each
+    is one stall with its two warnings, and those of the second are stored with the session's
+    events before its outcome is written and sealed."""
+
+    def tables(old: str, new: str) -> None:
+        with engine.begin() as conn:
+            conn.exec_driver_sql(f"ALTER TABLE {old} RENAME TO {new}")
+
+    started = make_started()
+    run = started.run_id
+    recorder = Recorder(
+        store, context, StopRequests(), journal_dir=journal_dir, stall_warning_after=SLOW
+    )
+    async with recorder:
+        recorder.deliver(started)
+        await _until(lambda: recorder.stats().buffered == 0, "the session row")
+        tables("samples", "samples_away")
+        for i in range(10):
+            recorder.deliver(Sample(run, i, i * 0.02, 100.0, 99.0, Phase.HOLD))
+        await _until(lambda: recorder.stats().stalls == 1, "the first outage")
+        tables("samples_away", "samples")
+        await _until(lambda: recorder.stats().buffered == 0, "the first samples and warnings")
+        tables("samples", "samples_away")
+        for i in range(10, 20):
+            recorder.deliver(Sample(run, i, i * 0.02, 100.0, 99.0, Phase.HOLD))
+        recorder.deliver(Finished(run, 0.5, started.wall, Outcome.COMPLETED, "ok", 20))
+        await _until(lambda: recorder.stats().stalls == 2, "the second outage")
+        tables("samples_away", "samples")
+        digest = await asyncio.wait_for(recorder.wait_finished(), 30)
+    assert recorder.stats() == RecorderStats(0, 20, 2, False, True)
+    events = list(store.iter_events(run))
+    assert [e.seq for e in events] == [0, 1, 2, 3]
+    assert all(e.kind == EventKind.WARNING for e in events)
+    assert [e.t for e in events] == [0.02 * 9, 0.02 * 9, 0.5, 0.5]  # the last record's time
+    assert (events[0].data, events[2].data) == ({"waiting": 10}, {"waiting": 11})
+    assert events[1].data["waiting"] in (0, 1) and events[3].data["waiting"] == 1
+    for lost, back in (events[:2], events[2:]):
+        assert lost.reason.startswith("database write failed: ") and lost.reason.endswith(
+            "; records wait in the journal until it is back"
+        ), lost.reason
+        assert set(lost.data) == {"waiting"} and lost.data["waiting"] >= 10
+        assert back.reason.startswith("database back after ")
+        assert back.reason.endswith(" s; waiting records written")
+        assert set(back.data) == {"away_s", "waiting"} and back.data["away_s"] > 0
+    row = store.get_session(run)
+    assert (row.outcome, row.sample_count, row.event_count) == ("completed", 20, 4)
+    assert row.seal_digest == digest and verify(store, run).ok
+    assert seqs(store, run) == list(range(20))
+
+
+async def test_a_journal_that_cannot_be_made_refuses_the_session_and_asks_for_a_stop_once(
+    store: Store, context: SessionContext, tmp_path: Path
+) -> None:
+    blocked = tmp_path / "journals"
+    blocked.write_text("a file where the journal directory should be")
+    stops = StopRequests()
+    recorder = Recorder(store, context, stops, journal_dir=blocked, stall_warning_after=SLOW)
+    with pytest.raises(OSError):
+        recorder.open_journal("up-front")  # refused before the session starts
+    assert stops.calls == [] and recorder.journal_path is None
+    async with recorder:
+        started = make_started()
+        with pytest.raises(OSError):
+            recorder.deliver(started)
+        with pytest.raises(OSError):
+            recorder.deliver(started)
+    [(kind, reason, _)] = stops.calls
+    assert kind is StopKind.CONTROLLED
+    assert reason.startswith("the session's journal cannot be made: [Errno ")
+    assert reason.endswith("; stopping so that nothing is lost")
+    assert recorder.stats() == RecorderStats(0, 0, 0, True, False)
+    assert recorder.session_id is None and blocked.is_file()
+
+
+async def test_a_recorder_that_never_got_a_record_closes_leaving_nothing(
+    store: Store, context: SessionContext, journal_dir: Path
+) -> None:
+    async with Recorder(
+        store, context, StopRequests(), journal_dir=journal_dir, stall_warning_after=SLOW
+    ) as recorder:
+        await asyncio.sleep(0.3)  # a flush interval and more: both tasks idle
+    assert recorder.stats() == RecorderStats(0, 0, 0, False, False)
+    assert journals(journal_dir) == []
+
+
+async def test_an_outage_when_the_outcome_is_written_keeps_its_warning_and_retries_it(
+    engine: sa.Engine, store: Store, context: SessionContext, journal_dir: Path
+) -> None:
+    """The events table away while ``Finished`` is written: the outcome fails, its warning waits
+    in memory and fails too while the table is away, and both are stored, the warning first, once
+    it is back. The warning that it is back comes after the outcome: it is only logged."""
+
+    def tables(old: str, new: str) -> None:
+        with engine.begin() as conn:
+            conn.exec_driver_sql(f"ALTER TABLE {old} RENAME TO {new}")
+
+    started = make_started()
+    run = started.run_id
+    recorder = Recorder(
+        store, context, StopRequests(), journal_dir=journal_dir, stall_warning_after=SLOW
+    )
+    async with recorder:
+        recorder.deliver(started)
+        for i in range(5):
+            recorder.deliver(Sample(run, i, i * 0.02, 100.0, 99.0, Phase.HOLD))
+        await _until(lambda: recorder.stats().buffered == 0, "the samples")
+        tables("events", "events_away")
+        recorder.deliver(Finished(run, 0.5, started.wall, Outcome.COMPLETED, "ok", 5))
+        await _until(lambda: recorder.stats().stalls == 1, "the failed outcome")
+        await asyncio.sleep(0.6)  # more retries, the warning's among them, while it is away
+        assert store.get_session(run).outcome is None
+        tables("events_away", "events")
+        digest = await asyncio.wait_for(recorder.wait_finished(), 30)
+    [warning] = list(store.iter_events(run))
+    assert warning.kind == EventKind.WARNING and warning.seq == 0 and warning.t == 0.5
+    assert warning.reason.startswith("database write failed: ")
+    assert warning.data == {"waiting": 1}
+    row = store.get_session(run)
+    assert (row.outcome, row.event_count, row.seal_digest) == ("completed", 1, digest)
+    assert verify(store, run).ok and recorder.stats() == RecorderStats(0, 5, 1, False, True)
+
+
+async def test_a_seal_whose_facts_cannot_be_stored_is_kept_and_the_facts_come_later(
+    engine: sa.Engine, store: Store, context: SessionContext, journal_dir: Path
+) -> None:
+    """The session's facts table away when sealing: the seal is written but its facts are not,
+    so sealing fails (one stall); the retry finds the seal stored and keeps it, and the facts are
+    computed when first asked for."""
+
+    def tables(old: str, new: str) -> None:
+        with engine.begin() as conn:
+            conn.exec_driver_sql(f"ALTER TABLE {old} RENAME TO {new}")
+
+    started = make_started()
+    run = started.run_id
+    recorder = Recorder(
+        store, context, StopRequests(), journal_dir=journal_dir, stall_warning_after=SLOW
+    )
+    tables("session_facts", "session_facts_away")
+    try:
+        async with recorder:
+            recorder.deliver(started)
+            recorder.deliver(Sample(run, 0, 0.02, 100.0, 99.0, Phase.HOLD))
+            recorder.deliver(Finished(run, 0.5, started.wall, Outcome.COMPLETED, "ok", 1))
+            digest = await asyncio.wait_for(recorder.wait_finished(), 30)
+    finally:
+        tables("session_facts_away", "session_facts")
+    assert recorder.stats() == RecorderStats(0, 1, 1, False, True)
+    row = store.get_session(run)
+    assert row.seal_digest == digest and verify(store, run).ok
+    assert list(store.iter_events(run)) == [] and journals(journal_dir) == []
+    assert load_facts(store, [run]) == {}
+    facts = facts_for(store, run)
+    assert (facts.seal_digest, facts.seal_verified, facts.sample_count) == (digest, True, 1)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -14,10 +15,17 @@ from sqlalchemy.engine import Engine
 from sqlmodel import SQLModel
 
 import session.accounts  # noqa: F401  (users and tokens belong to the compared metadata)
+import session.audit  # noqa: F401  (and the access log)
+import session.console_sessions  # noqa: F401  (console sessions too)
+import session.facts  # noqa: F401  (and session facts)
+import session.lockouts  # noqa: F401  (so do lockouts)
+import session.passwords  # noqa: F401  (password hashes too)
+import session.plans  # noqa: F401  (and plans of care)
 from devices.records import Event, EventKind, Finished, Outcome, Phase, Sample
-from session.db import SchemaError, check_schema, head_revision, make_engine, upgrade
+from session.db import SCHEMA_HEAD, SchemaError, check_schema, head_revision, make_engine, upgrade
 from session.seal import seal, verify
 from session.store import NumberedEvent, SessionContext, SessionQuery, Store, StoreError
+from session.writer import COPY_FROM_ROWS
 
 
 def record_session(
@@ -58,6 +66,13 @@ def test_models_agree_with_migration_head(engine: Engine) -> None:
     with engine.connect() as conn:
         context = MigrationContext.configure(conn, opts={"compare_type": True})
         assert compare_metadata(context, SQLModel.metadata) == []
+
+
+def test_schema_head_constant_is_alembics_head() -> None:
+    assert head_revision() == SCHEMA_HEAD, (
+        f"session/db.py SCHEMA_HEAD is {SCHEMA_HEAD!r} but the newest migration is "
+        f"{head_revision()!r}: set SCHEMA_HEAD to it"
+    )
 
 
 def test_check_schema_refuses_a_database_from_newer_software(engine: Engine) -> None:
@@ -108,6 +123,21 @@ def test_retried_batch_neither_duplicates_nor_fails(store: Store, context: Sessi
     run = record_session(store, context, samples=20, finish=False)
     store.add_batch(run, [Sample(run, i, i * 0.02, 1.0, 1.0, Phase.HOLD) for i in range(15, 25)])
     assert store.sample_count(run) == 25
+
+
+def test_a_retried_large_batch_neither_duplicates_nor_fails(
+    store: Store, context: SessionContext
+) -> None:
+    """A batch the size of a recorder's catch-up: PostgreSQL COPYs it, and a COPY that meets a
+    stored row is rolled back and the rows inserted again, made afresh from the samples."""
+    run = record_session(store, context, samples=20, finish=False)
+    end = 15 + COPY_FROM_ROWS
+    batch = [Sample(run, i, i * 0.02, 1.0, 1.0, Phase.HOLD) for i in range(15, end)]
+    store.add_batch(run, batch)
+    store.add_batch(run, batch)
+    stored = list(store.iter_samples(run))
+    assert [s.seq for s in stored] == list(range(end))
+    assert stored[-1].phase == "hold" and stored[-1].t == pytest.approx((end - 1) * 0.02)
 
 
 def test_queries_by_patient_clinician_date_and_outcome(
@@ -171,22 +201,30 @@ def test_amend_refuses_recorded_fields_and_bad_values(
     assert store.amendments(run) == []
 
 
-def test_recovery_marks_unfinished_sessions_of_this_workstation_only(
+def test_unfinished_sessions_are_listed_by_identity_never_by_label(
     store: Store, context: SessionContext
 ) -> None:
-    mine = record_session(store, context, samples=30, finish=False)
-    elsewhere = record_session(
-        store,
-        SessionContext(context.patient_id, context.treating_clinician_id, "ws-other"),
-        finish=False,
-    )
-    recovered = store.recover_interrupted("ws-test")
-    assert [r.id for r in recovered] == [mine]
-    row = store.get_session(mine)
+    mine = record_session(store, replace(context, workstation_id="id-a"), finish=False)
+    same_label = record_session(store, replace(context, workstation_id="id-b"), finish=False)
+    record_session(store, replace(context, workstation_id="id-a"))  # finished
+    legacy = record_session(store, context, finish=False)  # written before identities
+    assert store.unfinished("id-a") == [mine]
+    assert store.unfinished("id-b") == [same_label]
+    assert store.unfinished_unowned(context.workstation) == [legacy]
+
+
+def test_interrupt_closes_an_unfinished_session_keeping_what_it_recorded(
+    store: Store, context: SessionContext
+) -> None:
+    run = record_session(store, context, samples=30, finish=False)
+    row = store.interrupt(run)
+    assert row is not None
     assert row.outcome == "interrupted" and row.sample_count == 30
     assert row.last_sample_t == pytest.approx(29 * 0.02)
     assert row.ended_at == row.started_at + timedelta(seconds=29 * 0.02)
-    assert store.get_session(elsewhere).outcome is None
+    assert store.interrupt(run) is None  # an outcome is never replaced
+    done = record_session(store, context)
+    assert store.interrupt(done) is None and store.get_session(done).outcome == "completed"
 
 
 def test_verify_reports_a_sample_altered_with_plain_sql(

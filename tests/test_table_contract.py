@@ -13,10 +13,10 @@ from collections.abc import AsyncIterator
 import pytest
 from contract_tables import TRANSPORTS, ContractRig, contract_rig, poll
 
-from devices.contract import StopKind, Table
+from devices.contract import StopKind, Table, TableState
 from devices.errors import DeviceRejected, LinkLost, TableTimeout
 from devices.opening import open_device
-from simulators.physics import FAULT_MOTOR, FAULT_NONE, FAULT_STOP_SWITCH, FAULT_WATCHDOG
+from simulators.physics import FAULT_MOTOR, FAULT_NONE
 
 FORCE_MARGIN_N = 15.0  # load-cell noise and offset, the damper's share, float steps
 SETTLE_BAND_N = 10.0
@@ -56,7 +56,7 @@ async def test_identify_reports_the_simulated_spec(rig: ContractRig) -> None:
 async def test_an_idle_table_is_ready_and_released(rig: ContractRig) -> None:
     state = await rig.table.read_state()
     assert state.ready and state.released and not state.running
-    assert state.fault_code == FAULT_NONE and not state.faulted and not state.watchdog_tripped
+    assert state.fault == "none" and not state.faulted and not state.watchdog_tripped
     assert state.stop_switch_connected and not state.stop_switch_pressed
     assert state.measured_force_n < 5.0
     assert state.t <= rig.clock.now()
@@ -103,7 +103,7 @@ async def test_a_controlled_stop_ramps_down_and_ends_released(rig: ContractRig) 
         assert state.measured_force_n >= floor or state.released
     assert any(not s.released and s.measured_force_n < 150.0 for s in ramping)  # seen mid-ramp
     end = ramping[-1]
-    assert not end.running and end.ready and end.fault_code == FAULT_NONE
+    assert not end.running and end.ready and end.fault == "none"
 
 
 async def test_an_immediate_release_drops_the_force(rig: ContractRig) -> None:
@@ -135,14 +135,14 @@ async def test_heartbeats_keep_it_running_and_their_loss_releases_it(rig: Contra
             assert state.running and not state.released
     tripped = silent[-1]
     assert tripped.t <= beat_done + WATCHDOG_S + WATCHDOG_MARGIN_S
-    assert tripped.watchdog_tripped and tripped.fault_code == FAULT_WATCHDOG
+    assert tripped.watchdog_tripped and tripped.fault == "watchdog"
     assert not tripped.running and not tripped.ready
 
     with pytest.raises(DeviceRejected):
         await rig.table.start()
     await rig.table.clear_fault()
     cleared = await rig.table.read_state()
-    assert cleared.ready and not cleared.watchdog_tripped and cleared.fault_code == FAULT_NONE
+    assert cleared.ready and not cleared.watchdog_tripped and cleared.fault == "none"
 
 
 async def test_the_patient_stop_switch_releases_the_table(rig: ContractRig) -> None:
@@ -151,14 +151,14 @@ async def test_the_patient_stop_switch_releases_the_table(rig: ContractRig) -> N
     state = await rig.table.read_state()
     assert state.stop_switch_pressed and state.stop_switch_connected
     assert state.released and not state.running and not state.ready
-    assert state.fault_code == FAULT_STOP_SWITCH
+    assert state.fault == "stop_switch"
     await poll(rig, lambda s: s.measured_force_n < 5.0, heartbeat=False)
 
     with pytest.raises(DeviceRejected):
         await rig.table.start()
     await rig.table.clear_fault()
     cleared = await rig.table.read_state()
-    assert cleared.ready and not cleared.stop_switch_pressed and cleared.fault_code == FAULT_NONE
+    assert cleared.ready and not cleared.stop_switch_pressed and cleared.fault == "none"
 
 
 async def test_a_device_fault_is_reported_and_start_refused_until_cleared(
@@ -167,19 +167,19 @@ async def test_a_device_fault_is_reported_and_start_refused_until_cleared(
     await pull_to(rig, 150.0)
     rig.model.faults.fault_code = FAULT_MOTOR
     faulted = (await poll(rig, lambda s: s.faulted))[-1]
-    assert faulted.fault_code == FAULT_MOTOR
+    assert faulted.fault == "motor"
     assert faulted.released and not faulted.running and not faulted.ready
 
     with pytest.raises(DeviceRejected):
         await rig.table.start()
     with pytest.raises(DeviceRejected):  # the cause is still there
         await rig.table.clear_fault()
-    assert (await rig.table.read_state()).fault_code == FAULT_MOTOR
+    assert (await rig.table.read_state()).fault == "motor"
 
     rig.model.faults.fault_code = FAULT_NONE
     await rig.table.clear_fault()
     cleared = await rig.table.read_state()
-    assert cleared.ready and cleared.fault_code == FAULT_NONE
+    assert cleared.ready and cleared.fault == "none"
     await rig.table.start()
     assert (await rig.table.read_state()).running
 
@@ -219,3 +219,90 @@ async def test_tick_wire_seconds_is_positive_and_grows_as_the_baud_falls(
     slow = open_device(rig.url_at_baud(9600), rig.clock).tick_wire_seconds
     assert 0.0 < fast < rig.table.tick_wire_seconds <= slow
     assert slow == pytest.approx(12 * fast)  # wire time is inversely proportional to baud
+
+
+# ----- single-fault safety: the second channel, the table's own limit, the counter, the operator --
+
+LIMIT_OVERSHOOT_N = 5.0  # one 2 ms physics step at full slew, the channel's offset, the damper
+
+
+async def test_every_transport_has_the_single_fault_features(rig: ContractRig) -> None:
+    assert rig.table.safety_features.missing == []
+
+
+async def test_both_force_channels_and_a_moving_sample_counter_are_in_every_reading(
+    rig: ContractRig,
+) -> None:
+    await pull_to(rig, 150.0)
+    states = []
+    for _ in range(3):
+        states.append(await rig.table.read_state())
+        await asyncio.sleep(0.01)  # a few table samples apart, as control ticks are
+    for state in states:
+        assert state.redundant_force_n is not None
+        assert abs(state.redundant_force_n - state.measured_force_n) < FORCE_MARGIN_N
+    counters = [s.sample_counter for s in states]
+    assert None not in counters and len(set(counters)) == 3  # a new sample every read
+
+
+async def test_the_table_holds_the_force_limit_the_host_writes(rig: ContractRig) -> None:
+    await rig.table.set_force_limit(222.4)
+    assert await rig.table.read_force_limit() == pytest.approx(222.4, abs=0.25)
+    rating = (await rig.table.identify()).rated_max_force_n
+    with pytest.raises(DeviceRejected):  # above the rating: refused, the old limit kept
+        await rig.table.set_force_limit(rating + 50.0)
+    assert await rig.table.read_force_limit() == pytest.approx(222.4, abs=0.25)
+
+
+async def test_the_table_enforced_limit_releases_even_while_the_host_commands_more(
+    rig: ContractRig,
+) -> None:
+    """The host keeps asking for 300 N (a host that believes a stuck load cell); the table lets
+    go at its own 150 N limit, measured on its independent channel, and latches the fault."""
+    await rig.table.set_force_limit(150.0)
+    await rig.table.set_target(300.0)
+    await rig.table.start()
+    states: list[TableState] = []
+    deadline = rig.clock.now() + 20.0
+    while rig.clock.now() < deadline:
+        await rig.table.heartbeat()
+        await rig.table.set_target(300.0)
+        states.append(await rig.table.read_state())
+        if states[-1].released:
+            break
+    released = states[-1]
+    assert released.released and not released.running and released.fault == "force_limit"
+    assert rig.model.peak_tension_n <= 150.0 + LIMIT_OVERSHOOT_N
+    with pytest.raises(DeviceRejected):
+        await rig.table.start()
+    await rig.table.clear_fault()
+    assert (await rig.table.read_state()).ready
+
+
+async def test_the_operator_stop_releases_and_is_not_the_patient_switch(rig: ContractRig) -> None:
+    await pull_to(rig, 150.0)
+    rig.model.press_operator_stop(rig.clock.now())
+    state = await rig.table.read_state()
+    assert state.operator_stop_pressed and not state.stop_switch_pressed
+    assert state.released and not state.running and not state.ready
+    assert state.fault == "operator_stop"
+    with pytest.raises(DeviceRejected):
+        await rig.table.start()
+    await rig.table.clear_fault()
+    cleared = await rig.table.read_state()
+    assert cleared.ready and not cleared.operator_stop_pressed and cleared.fault == "none"
+
+
+async def test_sensor_faults_show_in_the_readings(rig: ContractRig) -> None:
+    await pull_to(rig, 150.0)
+    rig.model.fail_redundant_channel(rig.clock.now())
+    failed = await rig.table.read_state()
+    assert failed.redundant_force_n == 0.0 and failed.measured_force_n > 100.0
+    rig.model.faults.redundant_stuck = None
+    rig.model.freeze_readings(rig.clock.now())
+    frozen = []
+    for _ in range(3):
+        frozen.append(await rig.table.read_state())
+        await asyncio.sleep(0.01)
+    assert len({(s.measured_force_n, s.sample_counter) for s in frozen}) == 1
+    assert frozen[0].t < frozen[-1].t  # stamped fresh by the host: only the counter tells

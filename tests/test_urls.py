@@ -8,6 +8,7 @@ def test_tcp_url_parses() -> None:
     address = parse_table_url("modbus+tcp://127.0.0.1:5020?unit=3&map=generic-v1")
     assert (address.host, address.port, address.params["map"]) == ("127.0.0.1", 5020, "generic-v1")
     assert address.int_param("unit", 1, 1, 247) == 3
+    assert parse_table_url("modbus+tcp://127.0.0.1?unit=255").unit() == 255  # "this device"
 
 
 def test_rtu_and_line_urls_take_a_device_path() -> None:
@@ -23,6 +24,7 @@ def test_rtu_and_line_urls_take_a_device_path() -> None:
         ("modbus+tcp://:502", "needs a host"),
         ("modbus+tcp://h:99999", "port must be a number"),
         ("modbus+tcp://h:502?unit=0", "unit=0 is outside 1..247"),
+        ("modbus+rtu:///dev/ttyS0?unit=255", "255 only on modbus+tcp"),
         ("modbus+tcp://h:502?unit=x", "not a whole number"),
         ("modbus+tcp://h:502?colour=red", "unknown parameter 'colour'"),
         ("modbus+tcp://h:502?unit=1&unit=2", "given twice"),

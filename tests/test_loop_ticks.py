@@ -1,0 +1,710 @@
+"""The control loop tick by tick, on a virtual clock (tests/virtual_table.py): exact deadlines, what
+is written when, the heartbeat, the start sequence, overruns, missed readings at the staleness bound
+to the tick, and the loop's own arithmetic. A whole session takes a fraction of a second here; the
+wire-level behaviour is test_loop.py's."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+from typing import Any
+
+import pytest
+from virtual_table import ModelTable, VirtualClock, failing
+
+from devices.contract import StopKind
+from devices.errors import ConfigError, DeviceRejected, TableTimeout
+from devices.limits import PatientFacts, SafetyLimits, load_limits
+from devices.loop import (
+    MIN_HEARTBEAT_TICKS,
+    MIN_WATCHDOG_REAL_S,
+    ControlLoop,
+    StartRefused,
+    check_tick_hz,
+    default_tick_hz,
+)
+from devices.profiles import ForceProfile
+from devices.records import Event, EventKind, Finished, Outcome, Phase, Record, Sample, Started
+from devices.stream import Stream
+from devices.supervisor import TripKind
+from simulators.physics import TableModel
+
+SHIPPED = load_limits()
+PATIENT = PatientFacts(body_weight_kg=80.0, sex="male")
+SHORT: dict[str, Any] = {
+    "mode": "intermittent",
+    "region": "lumbar",
+    "hold_force": "40 lbf",
+    "rest_force": "20 lbf",
+    "hold_s": 30,
+    "rest_s": 10,
+    "total_s": 120,
+    "ramp_rate": "10 lbf/s",
+}
+TICK = 0.02  # 50 Hz: the default rate for a 2 ms wire
+
+
+class Rig:
+    def __init__(self, limits: SafetyLimits = SHIPPED, **profile: Any) -> None:
+        self.clock = VirtualClock(start=100.0)
+        self.model = TableModel(now=100.0)
+        self.table = ModelTable(self.model, self.clock)
+        self.records: list[Record] = []
+        self.stream = Stream()
+        self.stream.subscribe(self)
+        self.loop = ControlLoop(
+            self.table,
+            ForceProfile.from_dict({**SHORT, **profile}),
+            patient=PATIENT,
+            limits=limits,
+            clock=self.clock,
+            stream=self.stream,
+            operator_confirmed=True,
+        )
+
+    def deliver(self, record: Record) -> None:
+        self.records.append(record)
+
+    async def run(self) -> Finished:
+        return await self.loop.run()
+
+    @property
+    def samples(self) -> list[Sample]:
+        return [r for r in self.records if isinstance(r, Sample)]
+
+    def events(self, kind: EventKind | None = None) -> list[Event]:
+        return [r for r in self.records if isinstance(r, Event) and kind in (None, r.kind)]
+
+    def warnings(self, prefix: str) -> list[Event]:
+        return [e for e in self.events(EventKind.WARNING) if e.reason.startswith(prefix)]
+
+
+async def test_a_session_ticks_exactly_on_its_deadlines_and_ends_released() -> None:
+    rig = Rig()
+    finished = await rig.run()
+
+    assert finished.outcome is Outcome.COMPLETED and finished.reason == "profile completed"
+    assert isinstance(rig.records[0], Started) and rig.records[-1] == finished
+    assert rig.records[-2] == Event(
+        rig.loop.run_id, finished.t, EventKind.RELEASED, "table released", {"detail": "attempt 1"}
+    )
+    # Deadlines are start + k * tick: no drift, no skipped or doubled tick.
+    start = rig.clock.sleeps[0] - TICK
+    assert all(
+        d == pytest.approx(start + (k + 1) * TICK, abs=1e-9) for k, d in enumerate(rig.clock.sleeps)
+    )
+    assert [s.seq for s in rig.samples] == list(range(1, len(rig.samples) + 1))
+    assert finished.sample_count == len(rig.samples) == len(rig.clock.sleeps) + 1
+    assert rig.samples[-1].phase is Phase.DONE and rig.samples[-1].target_n == 0.0
+    assert rig.model.released and not rig.model.running
+    assert not rig.warnings("tick overran")
+
+
+async def test_the_start_sequence_arms_the_table_before_anything_moves() -> None:
+    rig = Rig()
+    await rig.run()
+    first = [name for name, _, _ in rig.table.calls[:8]]
+    assert first == [
+        "identify",
+        "read_state",
+        "set_force_limit",
+        "read_force_limit",
+        "set_heartbeat_timeout",
+        "set_target",
+        "heartbeat",
+        "start",
+    ]
+    device = await rig.table.identify()
+    hard = SHIPPED.hard_limit_n(rig.loop.profile, device)
+    assert rig.table.calls[2][2] == hard
+    assert rig.table.calls[4][2] == rig.loop.heartbeat_timeout_s
+    assert rig.table.calls[5][2] == 0.0
+    started = rig.records[0]
+    assert isinstance(started, Started)
+    assert started.extra["heartbeat_timeout_s"] == rig.loop.heartbeat_timeout_s
+    assert started.extra["hard_limit_n"] == hard == started.extra["table_force_limit_n"]
+    assert started.extra["tick_wire_s"] == 0.002 and started.tick_hz == 50.0
+    assert started.extra["max_stall_s"] == rig.loop.stall_bound_s
+
+
+async def test_every_tick_heartbeats_and_a_target_is_written_only_when_it_changes() -> None:
+    rig = Rig()
+    finished = await rig.run()
+    ticks = finished.sample_count
+    assert len(rig.table.writes("heartbeat")) == ticks + 1  # one before start, one per tick
+    targets = [float(v) for _, v in rig.table.writes("set_target")]  # type: ignore[arg-type]
+    assert targets[0] == 0.0
+    changes = [a for a, b in zip(targets, targets[1:], strict=False) if abs(a - b) <= 0.01]
+    assert changes == []  # never the same target twice in a row
+    first = next(i for i, s in enumerate(rig.samples) if s.phase is Phase.HOLD)
+    end = next(i for i in range(first, ticks) if rig.samples[i].phase is not Phase.HOLD)
+    hold = rig.samples[first + 1 : end]
+    hold_writes = [t for t, _ in rig.table.writes("set_target") if hold[0].t <= t <= hold[-1].t]
+    assert len(hold) > 1000 and hold_writes == []  # a steady 30 s hold writes nothing
+
+
+async def test_the_commanded_target_moves_at_most_one_ticks_ramp_per_tick_even_after_a_stall() -> (
+    None
+):
+    rig = Rig()
+    reads = [0]
+
+    def stall(name: str) -> None:
+        if name == "read_state":
+            reads[0] += 1
+            if reads[0] == 50:  # mid ramp-up: the host freezes for 0.4 s
+                rig.clock.advance(0.41)
+
+    rig.table.before = stall
+    assert (await rig.run()).outcome is Outcome.COMPLETED
+    step = rig.loop.profile.ramp_n_per_s * TICK * 1.001 + 1e-6 + 1e-9  # + float rounding
+    pairs = list(zip(rig.samples, rig.samples[1:], strict=False))
+    assert max(abs(b.target_n - a.target_n) for a, b in pairs) <= step
+    gap = max(pairs, key=lambda p: p[1].t - p[0].t)
+    assert gap[1].t - gap[0].t > 0.4 and gap[1].target_n - gap[0].target_n <= step  # no jump
+    ramping = [b.target_n - a.target_n for a, b in pairs if b.phase is Phase.RAMP_UP]
+    assert max(ramping) > step * 0.99  # it does ramp at the rate, not slower
+
+
+async def test_a_missed_reading_rewrites_the_target_on_the_next_tick() -> None:
+    rig = Rig()
+    rig.table.before = failing("read_state", TableTimeout("virtual-1", "no answer"), after=1000)
+    finished = await rig.run()
+    assert finished.outcome is Outcome.COMPLETED
+    missed_at = [t for name, t, _ in rig.table.calls if name == "read_state"][1000]
+    writes = [t for t, _ in rig.table.writes("set_target")]
+    assert [t for t in writes if missed_at - 5 < t < missed_at + 0.5 * TICK] == []  # mid-hold
+    rewrites = [t for t in writes if missed_at + 0.5 * TICK < t < missed_at + 5]
+    assert rewrites == [pytest.approx(missed_at + TICK)]  # not known to have arrived: again
+    [missed] = rig.warnings("reading missed")
+    assert missed.reason == "reading missed: table virtual-1: no answer"
+    [resumed] = rig.warnings("readings resumed")
+    assert resumed.data == {"missed": 1} and resumed.t == pytest.approx(missed_at + TICK)
+
+
+async def test_readings_missing_up_to_the_staleness_bound_pass_and_one_tick_more_trips() -> None:
+    """Staleness 0.5 s at 50 Hz: the 25th missed tick is exactly 0.5 s after the last good
+    reading and passes; the 26th is beyond it and trips, with the age as evidence."""
+    limits = replace(SHIPPED, supervisor=replace(SHIPPED.supervisor, staleness_s=0.5))
+    passing = Rig(limits)
+    passing.table.before = failing(
+        "read_state", TableTimeout("virtual-1", "no answer"), after=1000, times=24
+    )
+    assert (await passing.run()).outcome is Outcome.COMPLETED
+    [resumed] = passing.warnings("readings resumed")
+    assert resumed.data == {"missed": 24}
+
+    tripping = Rig(limits)
+    tripping.table.before = failing(
+        "read_state", TableTimeout("virtual-1", "no answer"), after=1000, times=26
+    )
+    finished = await tripping.run()
+    assert finished.outcome is Outcome.TRIPPED
+    [trip] = tripping.events(EventKind.TRIP)
+    assert trip.data["trip"] == TripKind.MISSING and trip.data["age_s"] > 0.5
+    assert trip.data["age_s"] == pytest.approx(0.5 + TICK, abs=1e-6)
+    assert len(tripping.warnings("reading missed")) == 1
+
+
+async def test_each_run_of_overruns_is_one_warning_and_the_ticks_stay_on_the_grid() -> None:
+    rig = Rig()
+    reads = [0]
+
+    def stall(name: str) -> None:
+        if name == "read_state":
+            reads[0] += 1
+            if reads[0] in (500, 900):
+                rig.clock.advance(3.5 * TICK)  # the process stalled mid-tick
+
+    rig.table.before = stall
+    finished = await rig.run()
+    assert finished.outcome is Outcome.COMPLETED
+    overran = rig.warnings("1 tick(s) overran")
+    assert [e.reason for e in overran] == [
+        "1 tick(s) overran their 20 ms period; the longest gap was 80 ms (the target still "
+        "moved at most one tick's ramp per tick)"
+    ] * 2
+    assert [e.data["total_overruns"] for e in overran] == [1, 2] and rig.loop.overruns == 2
+    assert overran[0].data["longest_gap_s"] == pytest.approx(4 * TICK)
+    start = rig.clock.sleeps[0] - TICK
+    ks = [(d - start) / TICK for d in rig.clock.sleeps]
+    assert all(abs(k - round(k)) < 1e-6 for k in ks)  # still on the tick grid
+    skipped = [b - a for a, b in zip(ks, ks[1:], strict=False) if round(b - a) != 1]
+    assert [round(s) for s in skipped] == [4, 4]  # one deadline past the stall, no catch-up burst
+
+
+@pytest.mark.parametrize(("ticks", "trips"), [(45, False), (46, True)])
+async def test_a_gap_beyond_the_stall_bound_trips_and_up_to_it_does_not(
+    ticks: int, trips: bool
+) -> None:
+    limits = replace(SHIPPED, supervisor=replace(SHIPPED.supervisor, max_stall_s=0.91))
+    rig = Rig(limits)
+    reads = [0]
+
+    def stall(name: str) -> None:
+        if name == "read_state":
+            reads[0] += 1
+            if reads[0] == 500:
+                rig.clock.advance((ticks - 1) * TICK + 0.001)  # next tick: `ticks` ticks later
+
+    rig.table.before = stall
+    finished = await rig.run()
+    if not trips:
+        assert finished.outcome is Outcome.COMPLETED
+        [overran] = rig.warnings("1 tick(s) overran")
+        assert overran.data["longest_gap_s"] == pytest.approx(ticks * TICK)
+        return
+    assert finished.outcome is Outcome.TRIPPED
+    [trip] = rig.events(EventKind.TRIP)
+    assert trip.data["trip"] == "stall" and trip.data["limit_s"] == 0.91
+    assert trip.data["gap_s"] == pytest.approx(ticks * TICK) and trip.data["severity"] == "stop"
+    assert finished.reason == f"control loop stalled for {ticks * TICK:.3f} s (limit 0.91 s)"
+
+
+@pytest.mark.parametrize(
+    ("frozen_s", "fails", "named"),
+    [
+        (0.85, True, "missing_reading"),  # the table was silent for longer than staleness_s
+        (0.95, True, "stall"),  # the host was frozen mid-call: the call fails on the thaw
+        (0.95, False, "stall"),  # ... or answers from its buffer: the tick still overran
+    ],
+)
+async def test_a_host_frozen_mid_call_beyond_the_stall_bound_trips_as_a_stall(
+    frozen_s: float, fails: bool, named: str
+) -> None:
+    """A frozen host (SIGSTOP, a paused machine) wakes inside a table call; what the call says
+    then is about the host, so the trip is the stall, at once, not the table's missing reading."""
+    rig = Rig()
+    reads = [0]
+
+    def freeze(name: str) -> None:
+        if name == "read_state":
+            reads[0] += 1
+            if reads[0] == 500:
+                rig.clock.advance(frozen_s)
+                if fails:
+                    raise TableTimeout("virtual-1", "read: no answer within 1.6 s")
+
+    rig.table.before = freeze
+    finished = await rig.run()
+    assert finished.outcome is Outcome.TRIPPED
+    [trip] = rig.events(EventKind.TRIP)
+    assert trip.data["trip"] == named
+    if named == "stall":
+        assert trip.data["gap_s"] == pytest.approx(frozen_s, abs=0.01)
+        assert finished.reason.startswith(f"control loop stalled for {frozen_s:.2f}")
+    assert len(rig.samples) == 498 + (not fails)  # no tick after the thaw
+
+
+async def test_a_controlled_stop_ramps_to_zero_then_releases_and_keeps_the_first_reason() -> None:
+    rig = Rig(total_s=600)
+    done = [False]
+
+    def later(record: Record) -> None:
+        if isinstance(record, Sample) and record.phase is Phase.HOLD and not done[0]:
+            done[0] = True
+            rig.loop.stop("patient asked")
+            rig.loop.stop("second press")
+
+    rig.stream.subscribe(type("Stopper", (), {"deliver": staticmethod(later)})())
+    finished = await rig.run()
+    assert finished.outcome is Outcome.STOPPED and finished.reason == "patient asked"
+    [requested] = rig.events(EventKind.STOP_REQUESTED)
+    assert requested.reason == "patient asked" and requested.data == {"kind": "controlled"}
+    stopping = [s for s in rig.samples if s.phase is Phase.STOPPING]
+    assert stopping[-1].target_n == 0.0 and stopping == rig.samples[-len(stopping) :]
+    assert [s.target_n for s in stopping] == sorted((s.target_n for s in stopping), reverse=True)
+    stops = [kind for _, kind in rig.table.writes("stop")]
+    assert stops == [StopKind.RELEASE]  # released once, after the ramp reached zero
+
+
+async def test_an_emergency_release_wins_over_every_other_request_of_the_tick() -> None:
+    rig = Rig(total_s=600)
+    done = [False]
+
+    def later(record: Record) -> None:
+        if isinstance(record, Sample) and record.phase is Phase.HOLD and not done[0]:
+            done[0] = True
+            rig.loop.pause()
+            rig.loop.stop("controlled")
+            rig.loop.release("now")
+
+    rig.stream.subscribe(type("Releaser", (), {"deliver": staticmethod(later)})())
+    finished = await rig.run()
+    assert finished.outcome is Outcome.STOPPED and finished.reason == "now"
+    assert [e.data["kind"] for e in rig.events(EventKind.STOP_REQUESTED)] == ["release"]
+    assert not rig.events(EventKind.PAUSE)
+    assert rig.samples[-1].phase is Phase.HOLD  # let go at once, no ramp
+
+
+async def test_a_loop_runs_once() -> None:
+    rig = Rig()
+    await rig.run()
+    with pytest.raises(RuntimeError, match="runs once"):
+        await rig.run()
+
+
+async def test_a_refused_start_publishes_nothing_and_writes_nothing() -> None:
+    rig = Rig(hold_force="250 lbf", rest_force="100 lbf")
+    with pytest.raises(StartRefused) as info:
+        await rig.run()
+    assert info.value.reasons == [str(v) for v in info.value.violations if v.blocking]
+    assert str(info.value).startswith("session not started: ")
+    assert rig.records == [] and [n for n, _, _ in rig.table.calls] == ["identify"]
+
+
+@pytest.mark.parametrize(
+    ("tick_hz", "scale", "limit_s", "expected"),
+    [
+        (50.0, 1.0, 1.0, 1.0),  # the configured watchdog timeout
+        (5.0, 1.0, 0.5, MIN_HEARTBEAT_TICKS * 0.2),  # five ticks of a slow rate
+        (50.0, 20.0, 1.0, MIN_WATCHDOG_REAL_S * 20.0),  # half a real second on a scaled clock
+    ],
+)
+def test_the_watchdog_timeout_is_the_largest_of_its_three_floors(
+    tick_hz: float, scale: float, limit_s: float, expected: float
+) -> None:
+    clock = VirtualClock(scale=scale)
+    limits = replace(SHIPPED, supervisor=replace(SHIPPED.supervisor, heartbeat_timeout_s=limit_s))
+    loop = ControlLoop(
+        ModelTable(TableModel(), clock),
+        ForceProfile.from_dict(SHORT),
+        patient=PATIENT,
+        limits=limits,
+        clock=clock,
+        tick_hz=tick_hz,
+    )
+    assert loop.heartbeat_timeout_s == pytest.approx(expected)
+    assert loop.tick_s == pytest.approx(scale / tick_hz)
+
+
+def test_tick_rates_at_the_wire_bounds() -> None:
+    assert default_tick_hz(0.01) == 50.0  # exactly half of 20 ms: 50 Hz still fits
+    assert default_tick_hz(math.nextafter(0.01, 1.0)) == 25.0
+    assert default_tick_hz(0.1) == 5.0
+    # a slow link (line-v1 at 9600 baud: 126 ms a tick) runs at 5 Hz while the wire needs at
+    # most two thirds of the period, and is refused past that, naming the option
+    assert default_tick_hz(math.nextafter(0.1, 1.0)) == 5.0
+    assert default_tick_hz(0.2 / 1.5) == 5.0
+    with pytest.raises(ConfigError, match=r"one tick takes 133\.3 ms.*--tick-hz` \(at most 7 Hz\)"):
+        default_tick_hz(math.nextafter(0.2 / 1.5, 1.0))
+    with pytest.raises(ConfigError, match="no rate fits"):
+        default_tick_hz(1.5)
+    assert check_tick_hz(50.0, 0.02) == 50.0  # a tick exactly as long as the wire time
+    with pytest.raises(ConfigError, match="use at most 49 Hz"):
+        check_tick_hz(50.0, math.nextafter(0.02, 1.0))
+    with pytest.raises(ConfigError, match="must be above zero"):
+        check_tick_hz(0.0, 0.002)
+    with pytest.raises(ConfigError, match="must be above zero"):
+        check_tick_hz(math.nan, 0.002)
+
+
+def test_a_slow_rate_is_allowed_and_a_refusal_names_the_table_and_the_numbers() -> None:
+    assert check_tick_hz(0.5, 0.002, "t1") == 0.5  # one tick every two seconds is slow, not wrong
+    with pytest.raises(ConfigError) as err:
+        check_tick_hz(50.0, 0.021, "t1")
+    assert err.value.where == "tick rate for t1"
+    assert err.value.message == (
+        "50 Hz gives 20.0 ms per tick but one tick (heartbeat, target, state) takes 21.0 ms on the "
+        "wire; use at most 47 Hz (default 20 Hz)"
+    )
+    with pytest.raises(ConfigError) as err:  # a wire too slow for any standard rate
+        check_tick_hz(10.0, 0.15, "t1")
+    assert err.value.where == "tick rate for t1" and "even 5 Hz" in err.value.message
+    with pytest.raises(ConfigError) as err:
+        check_tick_hz(-1.0, 0.002, "t1")
+    assert (err.value.where, err.value.message) == (
+        "tick rate for t1",
+        "-1.0 Hz must be above zero",
+    )
+
+
+def test_a_refused_start_lists_every_reason() -> None:
+    refused = StartRefused(["table is not ready", "table is already running"])
+    assert str(refused) == "session not started: table is not ready; table is already running"
+    assert refused.violations == []
+
+
+async def test_the_operators_requests_carry_their_default_reasons() -> None:
+    rig = Rig(total_s=600)
+    steps = iter(
+        [
+            lambda: rig.loop.pause(),
+            lambda: rig.loop.resume(),
+            lambda: rig.loop.stop(),
+            lambda: rig.loop.release(),
+        ]
+    )
+    since_hold = [0]
+
+    def later(record: Record) -> None:
+        if isinstance(record, Sample) and (since_hold[0] or record.phase is Phase.HOLD):
+            since_hold[0] += 1
+            if since_hold[0] % 50 == 0:
+                next(steps, lambda: None)()
+
+    rig.stream.subscribe(type("Operator", (), {"deliver": staticmethod(later)})())
+    finished = await rig.run()
+    assert [e.reason for e in rig.events(EventKind.PAUSE)] == ["operator pause"]
+    assert [e.reason for e in rig.events(EventKind.RESUME)] == ["operator resume"]
+    requested = rig.events(EventKind.STOP_REQUESTED)
+    assert [(e.reason, e.data["kind"]) for e in requested] == [
+        ("operator stop", "controlled"),
+        ("operator emergency release", "release"),
+    ]
+    assert finished.outcome is Outcome.STOPPED and finished.reason == "operator emergency release"
+
+
+# --- settings changed live --------------------------------------------------------------------------
+
+
+async def test_a_live_change_to_another_region_is_refused_and_recorded() -> None:
+    rig = Rig(total_s=300)
+    cervical = ForceProfile.from_dict({**SHORT, "region": "cervical", "total_s": 300})
+    results: list[Any] = []
+
+    def later(record: Record) -> None:
+        if isinstance(record, Sample) and record.phase is Phase.HOLD and not results:
+            results.append(rig.loop.update_profile(cervical, reason="typo"))
+            rig.loop.release("done")
+
+    rig.stream.subscribe(type("Changer", (), {"deliver": staticmethod(later)})())
+    await rig.run()
+    [violations] = results
+    assert violations[0].field == "region" and violations[0].blocking
+    assert violations[0].message == (
+        "region cervical differs from the running session's lumbar; start a new session instead"
+    )
+    refused = rig.warnings("settings change refused")[0]
+    assert refused.reason.startswith("settings change refused (typo): region cervical differs")
+    assert refused.data["old"] == rig.loop.profile.to_dict()
+    assert refused.data["new"] == cervical.to_dict()
+    assert refused.data["violations"][0]["field"] == "region"
+    assert not rig.events(EventKind.SETTINGS_CHANGED) and rig.loop.profile.region.value == "lumbar"
+
+
+async def test_an_accepted_live_change_applies_at_the_next_tick_with_its_record() -> None:
+    rig = Rig(total_s=300)
+    lower = ForceProfile.from_dict({**SHORT, "hold_force": "30 lbf", "total_s": 300})
+    asked: list[float] = []
+
+    def later(record: Record) -> None:
+        if isinstance(record, Sample) and record.phase is Phase.HOLD and not asked:
+            asked.append(record.t)
+            assert rig.loop.update_profile(lower, reason="patient asked") == []
+        elif asked and isinstance(record, Sample) and record.t > asked[0] + 10:
+            rig.loop.release("done")
+
+    rig.stream.subscribe(type("Changer", (), {"deliver": staticmethod(later)})())
+    await rig.run()
+    [changed] = rig.events(EventKind.SETTINGS_CHANGED)
+    assert changed.reason == "settings changed (patient asked)"
+    assert changed.t == pytest.approx(asked[0] + TICK)  # the next tick
+    assert changed.data["new"] == lower.to_dict() and changed.data["violations"] == []
+    assert changed.data["profile_t"] == pytest.approx(rig.loop.profile_t, abs=15)
+    assert rig.loop.profile == lower
+
+
+# --- the table's own safety features ----------------------------------------------------------------
+
+
+async def test_a_table_without_single_fault_features_is_refused_unless_its_model_is_allowed() -> (
+    None
+):
+    from devices.contract import SafetyFeatures
+
+    bare = SafetyFeatures(False, False, False, False)
+    rig = Rig()
+    rig.table.safety_features = bare
+    with pytest.raises(StartRefused) as info:
+        await rig.run()
+    [reason] = info.value.reasons
+    assert reason.startswith("table virtual-1 (model 'SIM-TX1') lacks a second, independent force")
+    assert rig.records == [] and "start" not in [n for n, _, _ in rig.table.calls]
+
+    allowed = replace(SHIPPED, single_fault_exempt_models=frozenset({"SIM-TX1"}))
+    rig = Rig(allowed)
+    rig.table.safety_features = bare
+    finished = await rig.run()
+    assert finished.outcome is Outcome.COMPLETED
+    [warning] = rig.warnings("table virtual-1 (model 'SIM-TX1') is not single-fault safe")
+    assert warning.data["missing"] == bare.missing and "set_force_limit" not in [
+        n for n, _, _ in rig.table.calls
+    ]
+    started = rig.records[0]
+    assert isinstance(started, Started) and started.extra["table_force_limit_n"] is None
+
+
+@pytest.mark.parametrize(
+    ("held", "refused"),
+    [(0.0, False), (0.5, False), (0.75, True), (math.nan, True)],
+    ids=["exact", "rounding", "off", "nan"],
+)
+async def test_the_force_limit_read_back_must_match_what_was_written(
+    held: float, refused: bool
+) -> None:
+    rig = Rig()
+
+    def tamper(name: str) -> None:
+        if name == "read_force_limit":
+            written = rig.model.force_limit_n or 0.0
+            rig.model.force_limit_n = written + held if not math.isnan(held) else math.nan
+
+    rig.table.before = tamper
+    if not refused:
+        assert (await rig.run()).outcome is Outcome.COMPLETED
+        return
+    with pytest.raises(StartRefused, match="after .* was written; check the table"):
+        await rig.run()
+    assert rig.records == []
+
+
+async def test_a_table_that_refuses_the_force_limit_is_not_started() -> None:
+    rig = Rig()
+    rig.table.before = failing("set_force_limit", DeviceRejected("virtual-1", "limit refused", 3))
+    with pytest.raises(StartRefused) as info:
+        await rig.run()
+    [reason] = info.value.reasons
+    assert reason.startswith("table virtual-1 refused the force limit ")
+    assert reason.endswith(
+        "(limit refused (device error code 3)); check the table before treatment"
+    )
+    assert rig.records == [] and "start" not in [n for n, _, _ in rig.table.calls]
+
+
+@pytest.mark.parametrize(("late", "overran"), [(0.4, False), (0.6, True)])
+async def test_a_tick_is_an_overrun_from_one_and_a_half_periods_after_the_last(
+    late: float, overran: bool
+) -> None:
+    rig = Rig()
+    rig.clock.oversleep[300] = late * TICK  # the 300th wake-up comes late
+    assert (await rig.run()).outcome is Outcome.COMPLETED
+    warnings = rig.warnings("1 tick(s) overran")
+    assert len(warnings) == int(overran) and rig.loop.overruns == int(overran)
+    if overran:
+        assert warnings[0].data["longest_gap_s"] == pytest.approx((1 + late) * TICK)
+        assert warnings[0].data["period_s"] == TICK and warnings[0].data["overruns"] == 1
+
+
+async def test_the_start_record_holds_the_patient_the_confirmation_and_every_warning() -> None:
+    rig = Rig(angle_deg=45)  # outside the usual lumbar range: a warning, not a refusal
+    await rig.run()
+    started = rig.records[0]
+    assert isinstance(started, Started)
+    assert started.extra["patient"] == PATIENT.to_dict()
+    assert started.extra["operator_confirmed"] is True
+    [warning] = started.extra["warnings"]
+    assert warning["field"] == "angle_deg" and warning["severity"] == "warn"
+    [event] = rig.warnings("angle_deg 45 deg is outside")
+    assert event.t == started.t and event.data == warning
+    assert started.extra["safety_features"] == rig.table.safety_features.to_dict()
+    assert started.profile == rig.loop.profile.to_dict() and started.limits == SHIPPED.to_dict()
+    assert started.device == (await rig.table.identify()).to_dict()
+    assert started.time_scale == 1.0 and started.table == "virtual-1"
+
+
+def test_a_refused_rate_gives_its_period_and_wire_time_to_the_tenth_of_a_millisecond() -> None:
+    with pytest.raises(ConfigError) as err:
+        check_tick_hz(12.5, 0.09, "t1")
+    assert err.value.message == (
+        "12.5 Hz gives 80.0 ms per tick but one tick (heartbeat, target, state) takes 90.0 ms on "
+        "the wire; use at most 11 Hz (default 5 Hz)"
+    )
+    with pytest.raises(ConfigError) as err:
+        check_tick_hz(0.0, 0.002)
+    assert err.value.where == "tick rate for table"  # when no table is named
+
+
+async def test_a_live_change_needs_the_operators_confirmation_like_a_start_and_says_who_asked() -> (
+    None
+):
+    rig = Rig(total_s=300)
+    strong = ForceProfile.from_dict({**SHORT, "hold_force": "65 lbf", "total_s": 300})
+    same = ForceProfile.from_dict({**SHORT, "hold_force": "35 lbf", "total_s": 300})
+    cervical = ForceProfile.from_dict({**SHORT, "region": "cervical", "total_s": 300})
+    results: list[Any] = []
+
+    def later(record: Record) -> None:
+        if isinstance(record, Sample) and record.phase is Phase.HOLD and not results:
+            results.append(rig.loop.update_profile(strong))  # above 60 lbf, not confirmed
+            results.append(rig.loop.update_profile(same))
+            results.append(rig.loop.update_profile(cervical))
+        elif results and isinstance(record, Sample) and record.t > rig.records[0].t + 30:
+            rig.loop.release("done")
+
+    rig.stream.subscribe(type("Changer", (), {"deliver": staticmethod(later)})())
+    await rig.run()
+    refused, accepted, region = results
+    assert [v.field for v in refused if v.blocking] == ["hold_force"]
+    assert "an operator must confirm it" in refused[0].message
+    assert accepted == []
+    assert (region[0].value, region[0].limit) == ("cervical", "lumbar")
+    [changed] = rig.events(EventKind.SETTINGS_CHANGED)
+    assert changed.reason == "settings changed (operator)"
+    assert rig.warnings("settings change refused (operator): hold_force")
+
+
+async def test_pause_resume_release_and_a_refused_change_are_recorded_when_they_happen() -> None:
+    rig = Rig(total_s=300)
+    cervical = ForceProfile.from_dict({**SHORT, "region": "cervical", "total_s": 300})
+    at: dict[str, float] = {}
+    paused_state: list[bool] = []
+
+    def later(record: Record) -> None:
+        if not isinstance(record, Sample) or record.phase not in (Phase.HOLD, Phase.PAUSED):
+            return
+        if "pause" not in at:
+            at["pause"] = record.t
+            rig.loop.pause()
+            rig.loop.update_profile(cervical)
+        elif "resume" not in at and record.t > at["pause"] + 1:
+            at["resume"], at["profile_t"] = record.t, rig.loop.profile_t
+            rig.loop.resume()
+        elif "resume" in at and "release" not in at and record.t > at["resume"] + 1:
+            paused_state.append(rig.loop.paused)
+            at["release"] = record.t
+            rig.loop.release()
+
+    rig.stream.subscribe(type("Operator", (), {"deliver": staticmethod(later)})())
+    await rig.run()
+    [pause] = rig.events(EventKind.PAUSE)
+    [resume] = rig.events(EventKind.RESUME)
+    [release] = rig.events(EventKind.STOP_REQUESTED)
+    assert pause.t == pytest.approx(at["pause"] + TICK) and set(pause.data) == {"profile_t"}
+    assert resume.t == pytest.approx(at["resume"] + TICK)
+    assert resume.data == {"profile_t": pytest.approx(at["profile_t"])}
+    assert release.t == pytest.approx(at["release"] + TICK) and release.data == {"kind": "release"}
+    assert paused_state == [False] and rig.loop.paused is False
+    [refused] = rig.warnings("settings change refused")
+    assert refused.run_id == rig.loop.run_id and refused.t == pytest.approx(at["pause"])
+
+
+async def test_a_controlled_stop_keeps_its_real_time_schedule_when_ticks_run_late() -> None:
+    """Ticks three times too slow (a starved host, a slow link) keep force on the patient no
+    longer than the prescribed ramp-down: while stopping the target comes down at the ramp rate
+    in real time, never faster (a ramp, not a drop), while a ramp up stays one tick's ramp per
+    tick (test above)."""
+    rig = Rig(total_s=600)
+    late = [False]
+
+    def slow_reads(name: str) -> None:
+        if late[0] and name == "read_state":
+            rig.clock.advance(2 * TICK)  # each tick now takes three
+
+    def stop_in_hold(record: Record) -> None:
+        if isinstance(record, Sample) and record.phase is Phase.HOLD and not late[0]:
+            late[0] = True
+            rig.loop.stop("patient asked")
+
+    rig.table.before = slow_reads
+    rig.stream.subscribe(type("Stopper", (), {"deliver": staticmethod(stop_in_hold)})())
+    finished = await rig.run()
+    assert finished.outcome is Outcome.STOPPED and finished.reason == "patient asked"
+    stopping = [s for s in rig.samples if s.phase is Phase.STOPPING]
+    ramp = rig.loop.profile.ramp_n_per_s
+    took = stopping[-1].t - stopping[0].t
+    scheduled = stopping[0].target_n / ramp  # from the first step down to zero
+    assert stopping[-1].target_n == 0.0 and len(stopping) > 10
+    assert scheduled - 3 * TICK <= took <= scheduled + 6 * TICK  # per tick it took three times
+    for a, b in zip(stopping, stopping[1:], strict=False):
+        assert 0.0 <= a.target_n - b.target_n <= ramp * (b.t - a.t) * 1.01 + 1e-6

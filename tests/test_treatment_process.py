@@ -1,0 +1,235 @@
+"""A treatment runs in a process of its own (session.treatment_process), driven from the workstation
+through its channel, and either side dying leaves the table released and the session recorded.
+
+Every case drives a real simulated table over Modbus TCP on loopback, served from this test's
+process; what the table did is read from its model (the true cord tension), not from the host's
+records. The model's physics advance at each request and, after the last one, when the test looks
+(``truth``), as the table's own firmware would. Session time runs ``SCALE`` times faster than real
+time; every supervisor bound keeps at least 0.3 s of real time, and every wait has a deadline.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import resource
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+from treatment_cases import SCALE, WATCHDOG_REAL_S, limits_at, long_static_profile
+
+from devices.clock import ScaledClock
+from devices.limits import blocking
+from devices.profiles import Region
+from devices.records import EventKind, Outcome
+from session.journal import journals
+from session.runner import Treatment
+from session.seal import verify
+from session.store import SessionContext, Store
+from simulators.modbus_server import start_tcp_simulator
+from simulators.physics import TableModel
+from traction.context import claim_workstation
+from traction.tables import OpenTable, open_table, sim_spec
+
+PARENT = Path(__file__).with_name("treatment_parent.py")
+HOLD_N = long_static_profile().hold_force_n
+pytestmark = pytest.mark.slow
+
+
+def truth(model: TableModel, clock: ScaledClock) -> float:
+    """The table's true tension now (its firmware runs whether or not anyone asks)."""
+    model.advance(clock.now())
+    return model.tension_n
+
+
+async def until(condition: Callable[[], bool], what: str, within: float = 30.0) -> None:
+    deadline = time.monotonic() + within
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out after {within} s waiting for {what}"
+        await asyncio.sleep(0.02)
+
+
+def treatment_on(
+    opened: OpenTable,
+    store: Store,
+    context: SessionContext,
+    clock: ScaledClock,
+    journal_dir: Path,
+    memory_limit_bytes: int = 1 << 30,
+) -> Treatment:
+    return Treatment(
+        store,
+        opened.table,
+        long_static_profile(),
+        store.get_patient(context.patient_id),
+        context,
+        limits_at(SCALE),
+        clock,
+        journal_dir,
+        memory_limit_bytes=memory_limit_bytes,
+    )
+
+
+def command_line(pid: int) -> str:
+    return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+
+
+def process_ended(pid: int) -> bool:
+    """Gone or a zombie (an orphan's reaper may be slow, or absent in a container)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return True
+    return state in ("Z", "X")
+
+
+async def test_a_session_runs_in_a_process_of_its_own_and_the_controls_reach_the_table(
+    store: Store, context: SessionContext, tmp_path: Path
+) -> None:
+    clock = ScaledClock(SCALE)
+    async with open_table("sim://lumbar", clock) as opened:
+        model = opened.models[1]
+        treatment = treatment_on(opened, store, context, clock, tmp_path)
+        task = asyncio.create_task(treatment.run())
+        await until(lambda: model.tension_n > 0.9 * HOLD_N, "the hold")
+        pid = treatment.loop.pid
+        assert pid is not None and pid != os.getpid()
+        assert "session.treatment_process" in command_line(pid)
+
+        lower = replace(long_static_profile(), hold_force_n=HOLD_N - 60.0)
+        assert not blocking(await treatment.loop.update_profile(lower, reason="test: lower"))
+        await until(lambda: abs(model.tension_n - lower.hold_force_n) < 10.0, "the lower hold")
+
+        other_region = replace(lower, region=Region.CERVICAL)
+        refused = await treatment.loop.update_profile(other_region, reason="test: region")
+        assert [v.field for v in blocking(refused)] == ["region"]
+
+        treatment.loop.pause("test: pause")
+        await until(lambda: treatment.loop.paused, "the pause")
+        treatment.loop.resume("test: resume")
+        await until(lambda: not treatment.loop.paused, "the resume")
+        assert model.tension_n > 0.8 * lower.hold_force_n  # held throughout
+
+        treatment.loop.stop("test: stop")
+        result = await asyncio.wait_for(task, 60)
+        assert model.released and truth(model, clock) < 1.0
+    assert result.finished.outcome is Outcome.STOPPED
+    assert treatment.loop.end is not None and treatment.loop.end.returncode == 0
+    kinds = [e.kind for e in store.iter_events(result.session_id)]
+    for kind in (EventKind.SETTINGS_CHANGED, EventKind.PAUSE, EventKind.RESUME):
+        assert kinds.count(kind) == 1, kind
+    reasons = [e.reason for e in store.iter_events(result.session_id)]
+    assert any(r.startswith("settings change refused (test: region)") for r in reasons)
+    assert store.get_session(result.session_id).outcome_reason == "test: stop"
+    assert verify(store, result.session_id).ok
+    assert journals(tmp_path) == []
+
+
+async def test_kill_9_of_the_treatment_process_releases_the_table_and_records_it_interrupted(
+    store: Store, context: SessionContext, tmp_path: Path
+) -> None:
+    clock = ScaledClock(SCALE)
+    async with open_table("sim://lumbar", clock) as opened:
+        model = opened.models[1]
+        treatment = treatment_on(opened, store, context, clock, tmp_path)
+        task = asyncio.create_task(treatment.run())
+        await until(lambda: model.tension_n > 0.9 * HOLD_N, "the hold")
+        await asyncio.sleep(0.6)  # more than two journal flushes into the hold
+        pid = treatment.loop.pid
+        assert pid is not None
+        os.kill(pid, signal.SIGKILL)
+        killed_at = time.monotonic()
+        await until(lambda: truth(model, clock) < 1.0, "the release", WATCHDOG_REAL_S + 1.0)
+        released_after = time.monotonic() - killed_at
+        result = await asyncio.wait_for(task, 60)
+    assert released_after < WATCHDOG_REAL_S + 1.0
+    assert result.finished.outcome is Outcome.INTERRUPTED
+    assert "killed by signal 9" in result.finished.reason
+    row = store.get_session(result.session_id)
+    assert row.outcome == Outcome.INTERRUPTED.value and row.sealed_at is not None
+    assert row.sample_count > 0 and any(s.phase == "hold" for s in store.iter_samples(row.id))
+    assert verify(store, result.session_id).ok
+    assert journals(tmp_path) == []
+
+
+async def test_the_treatment_process_stops_and_releases_when_its_workstation_dies(
+    db_url: str, store: Store, context: SessionContext, tmp_path: Path
+) -> None:
+    """The workstation process (tests/treatment_parent.py) is killed mid-hold: its treatment
+    process sees the end of its command channel, ramps down, releases and ends; the next start
+    records the session from its journal, stopped."""
+    clock = ScaledClock(SCALE)
+    model = TableModel(sim_spec("lumbar"), now=clock.now())
+    data_dir = tmp_path / "ws"
+    async with await start_tcp_simulator({1: model}, clock) as simulator:
+        command = [sys.executable, str(PARENT), db_url, str(context.patient_id)]
+        command += [str(context.treating_clinician_id), context.workstation, str(data_dir)]
+        command += [simulator.url(1), str(SCALE)]
+        parent = await asyncio.create_subprocess_exec(*command, stdout=subprocess.PIPE)
+        try:
+            assert parent.stdout is not None
+            line = await asyncio.wait_for(parent.stdout.readline(), 60)
+            _, run_id, child = line.decode().split()
+            await until(lambda: model.tension_n > 0.9 * HOLD_N, "the hold")
+        finally:
+            parent.kill()
+            await asyncio.wait_for(parent.wait(), 30)
+        trace = model.start_trace()
+        await until(lambda: process_ended(int(child)), "the treatment process to end", 60)
+        assert model.released and truth(model, clock) < 1.0
+    # It ramped down rather than dropping the load: the tension fell over a span of time.
+    falling = [row.tension_n for row in trace if 10.0 < row.tension_n < 0.9 * HOLD_N]
+    assert len(falling) > 10
+    assert all(row.tension_n <= HOLD_N + 20.0 for row in trace)
+
+    identity, report = claim_workstation(store, data_dir, context.workstation)
+    assert report.ingested == [run_id]
+    row = store.get_session(run_id)
+    assert row.outcome == Outcome.STOPPED.value
+    assert row.outcome_reason == "the workstation process ended: controlled stop"
+    assert row.sealed_at is not None and verify(store, run_id).ok
+    assert journals(identity.journal_dir) == []
+
+
+def address_space(pid: int) -> tuple[int, int]:
+    """The process's address space now (VmSize) and its limit (bytes)."""
+    size = next(
+        int(line.split()[1]) * 1024
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines()
+        if line.startswith("VmSize:")
+    )
+    limit = resource.prlimit(pid, resource.RLIMIT_AS)[0]
+    return size, limit
+
+
+async def test_a_treatment_process_out_of_memory_ends_and_the_table_is_released(
+    store: Store, context: SessionContext, tmp_path: Path
+) -> None:
+    """The treatment process runs under its own address-space limit. The test then tightens it to
+    what the process holds (as if a leak had grown it that far) and sends a settings change too
+    large to fit: the process cannot go on obeying its controls, and the table is released."""
+    clock = ScaledClock(SCALE)
+    async with open_table("sim://lumbar", clock) as opened:
+        model = opened.models[1]
+        treatment = treatment_on(opened, store, context, clock, tmp_path, 600 << 20)
+        task = asyncio.create_task(treatment.run())
+        await until(lambda: model.tension_n > 0.9 * HOLD_N, "the hold")
+        pid = treatment.loop.pid
+        assert pid is not None
+        size, limit = address_space(pid)
+        assert limit == 600 << 20 and size < limit
+        resource.prlimit(pid, resource.RLIMIT_AS, (size + (1 << 20), size + (1 << 20)))
+        treatment.loop.pause("x" * 3_000_000)  # a command line larger than what is left
+        await until(lambda: truth(model, clock) < 1.0, "the release", WATCHDOG_REAL_S + 5.0)
+        result = await asyncio.wait_for(task, 60)
+    assert result.finished.outcome is not Outcome.COMPLETED
+    row = store.get_session(result.session_id)
+    assert row.outcome == result.finished.outcome.value and row.sealed_at is not None
+    assert row.sample_count > 0 and verify(store, result.session_id).ok
+    assert journals(tmp_path) == []
