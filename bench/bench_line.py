@@ -43,7 +43,7 @@ ROUNDS = 3
 def read_wire_seconds(baud: int) -> float:
     """An ``RS`` request and a full-width ``ST`` reply on the wire at ``baud``."""
     request = Request("FF", Verb.READ_STATE).encode()
-    reply = StateReply("FF", 9999.9, 9999.9, Status(0x7F), 255).encode()
+    reply = StateReply("FF", 9999.9, 9999.9, Status(0xFF), 255, 9999.9, 65535).encode()
     return wire_seconds(len(request) + len(reply), baud)
 
 
