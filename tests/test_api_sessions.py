@@ -3,6 +3,7 @@ clock. Started, streamed live, controlled, stopped, exported; two tables at once
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 from collections.abc import Iterator
@@ -26,7 +27,7 @@ from conftest_db import make_started
 from pypdf import PdfReader
 from starlette.websockets import WebSocketDisconnect
 
-from devices.records import Outcome
+from devices.records import Outcome, record_name
 from session.store import SessionContext
 from traction.api import create_app
 from traction.api.auth import WS_UNAUTHORIZED
@@ -61,6 +62,8 @@ def read_until(ws: Any, name: str, limit: int = 100_000) -> list[dict[str, Any]]
         docs.append(ws.receive_json())
         if docs[-1]["name"] == name:
             return docs
+        if docs[-1]["name"] == "finished":
+            raise AssertionError(f"the session finished before any {name}: {docs[-1]['doc']}")
     raise AssertionError(f"no {name} document in {limit}")
 
 
@@ -460,6 +463,30 @@ def test_shutdown_releases_running_sessions_and_start_up_recovers_interrupted_on
     assert "service shutting down" in (row.outcome_reason or "")
     assert model.released and not model.running
     world.close()
+
+
+def test_a_listener_that_arrives_after_the_end_gets_the_end_and_its_stream_closes(
+    client: TestClient, world: World
+) -> None:
+    """The telemetry route looks a session up while it runs and subscribes a moment later (after
+    an audit write that can be slow): a session that ended in between must still end that
+    listener's stream with ``finished``, never leave it open and silent."""
+    session_id = start(client, world)
+    running = service(client).running(session_id)
+    assert running is not None
+    client.post(f"/sessions/{session_id}/release", headers=world.headers("technician"))
+    wait_sealed(client, world, session_id)
+
+    async def listen_late() -> list[str]:
+        queue = running.listen()
+
+        async def names() -> list[str]:
+            return [record_name(record) async for record in queue]
+
+        return await asyncio.wait_for(names(), 10.0)
+
+    assert client.portal is not None
+    assert client.portal.call(listen_late) == ["started", "finished"]
 
 
 def test_a_browser_passes_its_token_as_websocket_subprotocols(

@@ -35,8 +35,15 @@ from session.store import NumberedEvent, SessionContext, Store
 MOMENT = datetime(2020, 1, 2, 3, 4, 5, tzinfo=UTC)
 
 
-def recorded(store: Store, context: SessionContext, *, amend_first: bool = False) -> str:
-    """A finished session: 20 samples over two phases and cycles, three events; not sealed."""
+def recorded(
+    store: Store,
+    context: SessionContext,
+    *,
+    amend_first: bool = False,
+    ends_after: timedelta = timedelta(seconds=1),
+) -> str:
+    """A finished session: 20 samples over two phases and cycles, three events; not sealed. It
+    ends ``ends_after`` its start, which is now."""
     started = make_started(str(uuid.uuid4()))
     run = started.run_id
     store.create_session(started, context)
@@ -52,7 +59,7 @@ def recorded(store: Store, context: SessionContext, *, amend_first: bool = False
         NumberedEvent(3, Event(run, 0.4, EventKind.RELEASED, "table released", {"n": 1})),
     ]
     store.add_batch(run, samples, events)
-    store.finish(Finished(run, 0.4, started.wall + timedelta(seconds=1), Outcome.TRIPPED, "x", 20))
+    store.finish(Finished(run, 0.4, started.wall + ends_after, Outcome.TRIPPED, "x", 20))
     if amend_first:
         store.amend(run, "patient_response", "tolerated well", "Dana", "charted late")
     return run
@@ -495,9 +502,10 @@ def test_a_seal_stored_without_its_documentation_is_reported_not_crashed_on(
 def test_a_note_signed_after_sealing_keeps_the_seal_valid_whatever_the_clocks_say(
     engine: Engine, store: Store, context: SessionContext
 ) -> None:
-    """This session ends a second in the future (a workstation clock ahead of the server's): the
-    store dates the signature at the session's end, never before it, and verify replays it so."""
-    run = recorded(store, context)
+    """This session ends ten minutes in the future (a workstation clock ahead of the server's):
+    the store dates the signature at the session's end, never before it, and verify replays it so.
+    (Ten minutes, not one second: a loaded machine can take a second to seal.)"""
+    run = recorded(store, context, ends_after=timedelta(minutes=10))
     seal(store, run)
     store.amend(run, "signed_by_id", context.treating_clinician_id, "Dana", "signed")
     row = store.get_session(run)

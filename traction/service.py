@@ -147,10 +147,15 @@ class RunningTreatment:
         return self.treatment.session_id
 
     def listen(self, maxlen: int = 1000) -> LatestQueue:
-        """A queue of this session's records from now on, its ``started`` record first."""
+        """A queue of this session's records from now on, its ``started`` record first. A
+        listener that arrives after the treatment finished (it may be looked up while running and
+        subscribe a moment later) gets the ``finished`` record at once, so its stream ends."""
         queue = LatestQueue(maxlen)
         if self.watch.started is not None:
             queue.deliver(self.watch.started)
+        if self.watch.finished is not None:
+            queue.deliver(self.watch.finished)
+            return queue
         self.treatment.subscribe(queue)
         return queue
 
