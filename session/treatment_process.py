@@ -103,12 +103,15 @@ class Order:
 
 
 def isolate(memory_limit_bytes: int, niceness: int) -> None:
-    """Cap this process's address space, and run ahead of the workstation's other work where
-    the system allows it (an unprivileged process keeps its priority: that is not an error)."""
+    """Cap this process's address space, and run ahead of the workstation's other work at
+    ``niceness`` where the system allows it (an unprivileged process keeps its priority: that is
+    not an error). The niceness is set, not added: a parent already raised (one that serves a
+    simulated table, ``simulators.priority``) must not push its treatment further ahead of it."""
     limit = max(memory_limit_bytes, MIN_MEMORY_LIMIT)
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-    with contextlib.suppress(PermissionError):
-        os.nice(niceness)
+    if os.getpriority(os.PRIO_PROCESS, 0) > niceness:
+        with contextlib.suppress(PermissionError):
+            os.setpriority(os.PRIO_PROCESS, 0, niceness)
 
 
 class Outbox:

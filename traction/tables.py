@@ -21,6 +21,7 @@ from devices.urls import TableAddress, parse_table_url
 from simulators.line_server import start_line_simulator
 from simulators.modbus_server import start_rtu_simulator, start_tcp_simulator
 from simulators.physics import TableModel, TableSpec
+from simulators.priority import answer_like_a_table
 from simulators.ptypair import PtyPair
 
 # Simulated table models by sim:// name. Ratings follow the clinic's usual split tables.
@@ -59,6 +60,7 @@ async def _start_simulator(
     address: TableAddress, clock: Clock, stack: contextlib.AsyncExitStack
 ) -> tuple[str, dict[int, TableModel]]:
     """Start the simulator a sim:// URL names; return the wire URL to open and its models."""
+    answer_like_a_table()
     where = f"table URL {address.url!r}"
     transport = address.params.get("transport", "tcp")
     seed = address.int_param("seed", 1, 0, 2**31)

@@ -19,6 +19,7 @@ from devices.units import ForceUnit, from_newtons
 from simulators.line_server import start_line_simulator
 from simulators.modbus_server import LinkFaults, start_rtu_simulator, start_tcp_simulator
 from simulators.physics import FAULT_NAMES, TableModel
+from simulators.priority import answer_like_a_table
 from simulators.ptypair import PtyPair
 from traction.errors import friendly_errors
 from traction.faults import LINK_FAULTS, ScheduledFault, parse_fault
@@ -118,6 +119,7 @@ async def _serve(
     as_json: bool,
 ) -> None:
     served: list[Served] = []
+    answer_like_a_table()
     async with contextlib.AsyncExitStack() as stack:
 
         def new_model(index: int) -> TableModel:

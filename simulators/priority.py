@@ -1,0 +1,31 @@
+"""A simulated table answers like one with a processor of its own.
+
+A real table's firmware runs on its own controller: nothing the workstation does delays its
+replies. A simulator shares the workstation's processors with the host that controls it, and the
+host's treatment process raises its own priority (``session.treatment_process``), so on a loaded
+machine the simulated table would answer late and the host would rightly trip on a missing
+reading: a fault of the simulation, not of the host or the link. So the thread that serves
+simulated tables runs at the same raised priority where the system allows it. An unprivileged
+process keeps its priority (not an error): the simulation is then only as prompt as the load lets it
+be, and a late reply is still a trip, never a pull.
+"""
+
+from __future__ import annotations
+
+import os
+
+# The treatment process's niceness (session.treatment_process.Order.niceness): equal, not higher,
+# so neither side of the wire starves the other.
+TABLE_NICENESS = -10
+
+
+def answer_like_a_table(niceness: int = TABLE_NICENESS) -> bool:
+    """Raise the calling thread's priority to ``niceness`` (on Linux niceness is per thread, and
+    threads started from this one inherit it); never lower it. Returns whether it holds now."""
+    try:
+        if os.getpriority(os.PRIO_PROCESS, 0) <= niceness:
+            return True
+        os.setpriority(os.PRIO_PROCESS, 0, niceness)
+    except PermissionError:
+        return False
+    return True
