@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from types import TracebackType
+from typing import TypeVar
 
 import serial
 
@@ -163,6 +166,9 @@ def reply_to_line(model: TableModel, line: ReceivedLine | bytes, now: float) -> 
     return answer(model, request, now).encode()
 
 
+T = TypeVar("T")
+
+
 class RunningLineSimulator:
     """A line-v1 simulator serving one serial port; stop it with ``await stop()`` or ``async with``."""
 
@@ -184,6 +190,10 @@ class RunningLineSimulator:
         self._host_port = host_port
         self._stopping = False
         self._task: asyncio.Task[None] | None = None
+        # The port's own threads, one reading and one writing: a table's serial port never waits
+        # behind the process's shared pool (where several simulators, or a slow query, would
+        # delay its replies), and they are started from this thread, at its priority.
+        self._io = ThreadPoolExecutor(max_workers=2, thread_name_prefix="line-sim")
 
     def url(self) -> str:
         """The ``line://`` URL a driver uses to reach this simulator (needs ``host_port``)."""
@@ -203,6 +213,7 @@ class RunningLineSimulator:
             self._task = None
         with contextlib.suppress(serial.SerialException, OSError):
             self._port.close()
+        self._io.shutdown(wait=False)
 
     async def __aenter__(self) -> RunningLineSimulator:
         return self
@@ -222,11 +233,14 @@ class RunningLineSimulator:
         receiver = LineReceiver()
         while not self._stopping:
             try:
-                chunk = await asyncio.to_thread(self._read_chunk)
+                chunk = await self._on_port(self._read_chunk)
             except (serial.SerialException, OSError):
                 return  # the port is gone: a real table off its cable answers nothing
             for line in receiver.feed(chunk):
                 await self._answer(line)
+
+    async def _on_port(self, call: Callable[[], T]) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._io, call)
 
     async def _answer(self, line: ReceivedLine) -> None:
         reply = reply_to_line(self.model, line, self._clock.now())
@@ -239,7 +253,7 @@ class RunningLineSimulator:
                 await asyncio.sleep(self.faults.slow_s)
             data = self.faults.apply(reply)
             if data:
-                await asyncio.to_thread(self._port.write, data)
+                await self._on_port(lambda: self._port.write(data))
         except (serial.SerialException, OSError):
             self._stopping = True
         finally:
