@@ -85,6 +85,34 @@ def database(backend: str, tmp: Path) -> Iterator[str]:
         admin.dispose()
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """A test marked ``backend("sqlite")`` or ``backend("postgresql")`` runs on that backend only.
+
+    For end-to-end scenarios (a real session at a scaled clock, then commands on its record):
+    what they add is the scenario, and each backend's store is proven by the store, recorder and
+    API tests that run on both. Running them once halves the suite's longest tests; the marked
+    scenarios are spread over the two backends (TESTING.md)."""
+    keep: list[pytest.Item] = []
+    drop: list[pytest.Item] = []
+    for item in items:
+        marker = item.get_closest_marker("backend")
+        if marker is None:
+            keep.append(item)
+            continue
+        callspec = getattr(item, "callspec", None)
+        params = callspec.params if callspec is not None else {}
+        backend = params.get("db_url", params.get("module_db_url"))
+        if backend is None or marker.args[0] not in ("sqlite", "postgresql"):
+            raise pytest.UsageError(
+                f"{item.nodeid}: backend({marker.args[0]!r}) needs a db_url or module_db_url fixture and "
+                "'sqlite' or 'postgresql'"
+            )
+        (keep if backend == marker.args[0] else drop).append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
+
+
 @pytest.fixture(params=BACKENDS)
 def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """A URL to an empty database: a fresh SQLite file, or a fresh PostgreSQL schema."""

@@ -195,6 +195,7 @@ def test_amending_a_cosigned_note_withdraws_both_signatures(
 # --- the command line ------------------------------------------------------------------------------
 
 
+@pytest.mark.backend("sqlite")
 def test_cli_a_pta_treats_signs_and_the_supervising_pt_cosigns(
     tmp_path: Path, db_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -76,6 +76,7 @@ def session_ids() -> list[str]:
 SESSION_IDS = "SELECT id FROM sessions ORDER BY started_at"
 
 
+@pytest.mark.backend("sqlite")
 def test_demo_runs_to_the_end_and_its_exports_open(data_dir: Path) -> None:
     code, out = invoke("demo", "--profile", QUICK_PROFILE, "--time-scale", SCALE)
     assert code == 0, out
@@ -112,6 +113,7 @@ def test_run_refuses_a_contraindicated_patient_with_exit_3(data_dir: Path) -> No
     assert session_ids() == []
 
 
+@pytest.mark.backend("postgresql")
 def test_run_completes_then_sessions_verify_and_export(data_dir: Path) -> None:
     setup_people()
     code, out = invoke(
@@ -158,6 +160,7 @@ def test_run_completes_then_sessions_verify_and_export(data_dir: Path) -> None:
     assert code == Exit.USAGE and "one session and one --format" in out
 
 
+@pytest.mark.backend("postgresql")
 def test_a_stop_switch_trip_exits_4_and_tampering_exits_6(data_dir: Path) -> None:
     setup_people()
     code, out = invoke(
@@ -247,6 +250,7 @@ def test_db_upgrade_and_status(data_dir: Path) -> None:
     assert code == 0 and "software expects" in out
 
 
+@pytest.mark.backend("sqlite")
 @pytest.mark.parametrize(
     "signals",
     [[signal.SIGINT], [signal.SIGINT, signal.SIGINT], [signal.SIGTERM]],
@@ -309,6 +313,7 @@ def test_signals_stop_the_session_and_the_table_ends_released(
         assert kinds.count("stop_requested") == 2 and "twice" in reason
 
 
+@pytest.mark.backend("sqlite")
 @pytest.mark.slow
 def test_run_leaves_another_live_run_alone_and_recovers_it_once_killed(data_dir: Path) -> None:
     """Two `traction run` on one workstation: the second neither seals nor touches the first's
@@ -365,6 +370,7 @@ def test_run_leaves_another_live_run_alone_and_recovers_it_once_killed(data_dir:
     assert list((data_dir / "journals").glob("*.journal")) == []
 
 
+@pytest.mark.backend("sqlite")
 def test_a_locking_fault_in_the_demo_is_acknowledged_in_the_demo_store(data_dir: Path) -> None:
     code, out = invoke(
         "demo", "--profile", QUICK_PROFILE, "--time-scale", SCALE, "--fault", "motor-fault@10"

@@ -54,6 +54,7 @@ def clinic(tmp_path: Path, db_url: str, monkeypatch: pytest.MonkeyPatch) -> Iter
     dispose_engines()
 
 
+@pytest.mark.backend("sqlite")
 def test_the_readme_day_runs_command_by_command(clinic: Path) -> None:
     commands = day_commands()
     names = [" ".join(c[:2]) for c in commands]

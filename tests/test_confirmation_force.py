@@ -126,6 +126,7 @@ def data_dir(tmp_path: Path, db_url: str, monkeypatch: pytest.MonkeyPatch) -> It
     dispose_engines()
 
 
+@pytest.mark.backend("sqlite")
 def test_the_refusal_names_the_option_and_the_regions_threshold_in_the_clinics_unit(
     data_dir: Path,
 ) -> None:

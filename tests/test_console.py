@@ -257,6 +257,7 @@ def sealed(base: str, world: World, session_id: str) -> dict[str, Any]:
         time.sleep(0.1)
 
 
+@pytest.mark.backend("postgresql")
 def test_a_live_settings_change_is_refused_field_by_field_then_applied_to_the_target(
     browser: Browser, base: str, world: World, shots: Path, steady: WorkstationService
 ) -> None:

@@ -64,6 +64,7 @@ def ok(*args: str) -> str:
     return out
 
 
+@pytest.mark.backend("postgresql")
 def test_every_list_show_and_the_pdf_read_in_the_clinics_zone(chicago: Path) -> None:
     ok("patients", "add", "MRN-1", "--weight", "180 lb", "--sex", "female", "--payer", "medicare")
     ok("clinicians", "add", "Dana Reyes", "--credentials", "PT, DPT", "--discipline", "PT",

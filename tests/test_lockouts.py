@@ -241,6 +241,7 @@ def cli(config: Path, *args: str) -> tuple[int, str]:
 
 # The CLI commands leave their engine to the end of the process; here that is the test's, so the
 # pooled PostgreSQL connections they drop are collected (and their warning silenced) in the test.
+@pytest.mark.backend("postgresql")
 @pytest.mark.filterwarnings("ignore::ResourceWarning")
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 def test_a_hard_limit_trip_locks_the_table_until_acknowledged(

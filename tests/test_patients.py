@@ -105,6 +105,7 @@ def invoke(*args: str) -> tuple[int, str]:
     return result.exit_code, result.output
 
 
+@pytest.mark.backend("postgresql")
 def test_cli_a_contraindication_found_later_blocks_the_next_session_and_is_on_record(
     cli: Path,
 ) -> None:

@@ -220,6 +220,7 @@ def test_a_plan_that_breaks_a_limit_is_refused_and_not_saved(data_dir: Path) -> 
     assert code == Exit.USAGE and "needs both --step and --up-to" in out
 
 
+@pytest.mark.backend("postgresql")
 def test_run_takes_the_plans_dose_and_suggests_the_next_step(data_dir: Path) -> None:
     people()
     sign_in("dreyes", clinician=1)
@@ -233,6 +234,7 @@ def test_run_takes_the_plans_dose_and_suggests_the_next_step(data_dir: Path) -> 
     assert "MRN-1 plan v1" in str(settings)
 
 
+@pytest.mark.backend("sqlite")
 def test_run_changes_for_one_session_are_checked_before_anything_moves(data_dir: Path) -> None:
     people()
     sign_in("dreyes", clinician=1)

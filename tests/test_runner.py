@@ -22,6 +22,7 @@ def demo_profile():  # type: ignore[no-untyped-def]
     return load_profile(str(config_file("profiles", "demo.toml")))
 
 
+@pytest.mark.backend("sqlite")
 async def test_a_demo_session_is_recorded_sealed_and_verifiable(
     store: Store, tmp_path: Path
 ) -> None:
