@@ -31,6 +31,7 @@ seconds of session time. All supervisor bounds are session time.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import math
 import uuid
@@ -74,6 +75,14 @@ MIN_STALL_REAL_S = 0.5
 OVERRUN_FACTOR = 1.5  # a tick starting this many periods after the last one overran
 FORCE_LIMIT_TOLERANCE_N = 0.5  # read-back may differ by register rounding (0.1 lbf), no more
 _TARGET_EPS_N = 0.01
+# While stopping, a reading is judged against the highest target in force this long before it
+# (the one commanded before the reading's tick always counts: the table had it until then).
+# A stop catches up with its real-time ramp-down after a late tick by lowering the target at once
+# (at most ramp rate x the 0.9 s stall bound: 9 lbf at 10 lbf/s), and the table follows at its
+# motor's speed (the simulators' 150 N/s: a third of a second for that). Force above the lowered
+# target in that time is the release still under way, not a table pulling harder than told; a
+# table pulling harder than anything commanded in the last half second still trips.
+_STOP_LAG_S = 0.5
 
 
 def default_tick_hz(wire_s: float, table: str = "table") -> float:
@@ -357,6 +366,7 @@ class ControlLoop:
         stopping = False
         phase: Phase | None = None
         missing_streak = 0
+        recent: collections.deque[tuple[float, float]] = collections.deque()  # (t, commanded)
         while True:
             now = self.clock.now()
             dt = max(0.0, now - last)
@@ -397,6 +407,9 @@ class ControlLoop:
             step = profile.ramp_n_per_s * self.tick_s * 1.001 + 1e-6
             down = max(step, profile.ramp_n_per_s * dt * 1.001) if stopping else step
             commanded = min(commanded + step, max(commanded - down, wanted))
+            recent.append((now, commanded))
+            while len(recent) > 1 and recent[1][0] <= now - _STOP_LAG_S:
+                recent.popleft()  # in force until recent[1] was commanded: long enough ago
             # 3. the wire
             trip: Trip | None = None
             state: TableState | None = None
@@ -449,7 +462,8 @@ class ControlLoop:
                         profile.cycle_at(self._profile_t),
                     )
                 )
-                trip = supervisor.check(state, commanded, self.clock.now())
+                judged = max(c for _, c in recent) if stopping else commanded
+                trip = supervisor.check(state, judged, self.clock.now())
             if spent > self.stall_bound_s:
                 trip = supervisor.stalled(now + spent, spent, self.stall_bound_s, self.clock.scale)
             if trip is not None:

@@ -27,6 +27,7 @@ from devices.profiles import ForceProfile
 from devices.records import Event, EventKind, Finished, Outcome, Phase, Record, Sample, Started
 from devices.stream import Stream
 from devices.supervisor import TripKind
+from devices.units import N_PER_LBF
 from simulators.physics import TableModel
 
 SHIPPED = load_limits()
@@ -708,3 +709,52 @@ async def test_a_controlled_stop_keeps_its_real_time_schedule_when_ticks_run_lat
     assert scheduled - 3 * TICK <= took <= scheduled + 6 * TICK  # per tick it took three times
     for a, b in zip(stopping, stopping[1:], strict=False):
         assert 0.0 <= a.target_n - b.target_n <= ramp * (b.t - a.t) * 1.01 + 1e-6
+
+
+async def test_a_late_tick_while_stopping_is_caught_up_without_tripping_on_the_tables_lag() -> None:
+    """One tick 0.8 s late while stopping (under the 0.9 s stall bound): the target catches up
+    with the real-time ramp-down at once, 8 lbf lower, and the table follows at its motor's speed.
+    That lag is the release the stop asked for, not a table pulling harder than told: the stop
+    ends stopped, not tripped over target."""
+    rig = Rig(total_s=600)
+    stopped_at: list[int] = []
+
+    def one_late_read(name: str) -> None:
+        if stopped_at and name == "read_state":
+            stopped_at[0] += 1
+            if stopped_at[0] == 5:  # a few ticks into the ramp-down
+                rig.clock.advance(0.8)
+
+    def stop_in_hold(record: Record) -> None:
+        if isinstance(record, Sample) and record.phase is Phase.HOLD and not stopped_at:
+            stopped_at.append(0)
+            rig.loop.stop("patient asked")
+
+    rig.table.before = one_late_read
+    rig.stream.subscribe(type("Stopper", (), {"deliver": staticmethod(stop_in_hold)})())
+    finished = await rig.run()
+    assert finished.outcome is Outcome.STOPPED, finished.reason
+    stopping = [s for s in rig.samples if s.phase is Phase.STOPPING]
+    drops = [a.target_n - b.target_n for a, b in zip(stopping, stopping[1:], strict=False)]
+    assert max(drops) >= 7.9 * N_PER_LBF  # the catch-up happened in one tick
+
+
+async def test_a_table_pulling_harder_while_stopping_still_trips_over_target() -> None:
+    """The lag allowed while stopping is measured from what was commanded in the last half
+    second, never more: a jolt during the ramp-down is still over target."""
+    rig = Rig(total_s=600)
+    stopping_ticks: list[int] = []
+
+    def jolt_while_stopping(record: Record) -> None:
+        if isinstance(record, Sample) and record.phase is Phase.HOLD and not stopping_ticks:
+            stopping_ticks.append(0)
+            rig.loop.stop("patient asked")
+        elif isinstance(record, Sample) and record.phase is Phase.STOPPING:
+            stopping_ticks[0] += 1
+            if stopping_ticks[0] == 40:  # 0.8 s into the ramp-down
+                rig.model.jolt(rig.clock.now(), 12 * N_PER_LBF)  # under the table's own limit
+
+    rig.stream.subscribe(type("Jolter", (), {"deliver": staticmethod(jolt_while_stopping)})())
+    finished = await rig.run()
+    assert finished.outcome is Outcome.TRIPPED
+    assert "exceeds target" in finished.reason, finished.reason
