@@ -429,9 +429,11 @@ async def test_pause_holds_force_and_the_clock_then_stop_ramps_down(rig: Rig) ->
     assert rig.recorder.events(EventKind.RESUME)
     stopping = [s for s in rig.recorder.samples if s.phase is Phase.STOPPING]
     assert stopping[-1].target_n == 0.0 and len(stopping) > 3
-    for a, b in zip(stopping, stopping[1:], strict=False):  # a ramp at its rate, not a drop
-        allowed = loop.profile.ramp_n_per_s * (b.t - a.t + loop.tick_s) * 1.01
-        assert 0.0 <= a.target_n - b.target_n <= allowed
+    # A ramp down, not a drop. The exact rate (the ramp rate in real time, never faster) is pinned
+    # on the virtual clock (test_loop_ticks.py): here a tick is 1 ms of real time, and a sample's
+    # time is its reading's, not its tick's, so a loaded machine moves them apart by many ticks.
+    steps = [a.target_n - b.target_n for a, b in zip(stopping, stopping[1:], strict=False)]
+    assert min(steps) >= 0.0 and max(steps) <= 0.5 * stopping[0].target_n
     assert rig.recorder.events(EventKind.STOP_REQUESTED)[0].data["kind"] == "controlled"
     assert rig.model.released
 
