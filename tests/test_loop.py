@@ -308,7 +308,18 @@ async def test_a_single_channel_table_trips_on_tracking_error_held_too_long(rig:
     assert len(warned) == 1 and "second, independent force channel" in warned[0].reason
 
 
-async def test_a_stuck_load_cell_trips_as_disagreeing_channels_and_locks(rig: Rig) -> None:
+@pytest.mark.slow
+async def test_a_stuck_load_cell_trips_as_disagreeing_channels_and_locks() -> None:
+    """In real time: once the cell sticks (a little off target, by its noise) the force loop
+    drives the motor on at up to its speed (150 N/s): the channels disagree by the 5 lbf band
+    after 0.15 s at the soonest, and a pull reaches the table's own limit (the hard limit, 10 lbf
+    over the hold) at 0.3 s. The host's reading must land in between: 150 ms here,
+    7.5 ms at x20 (where a loaded machine let the table's limit act first)."""
+    async with make_rig(1.0) as rig:
+        await stuck_load_cell_trips(rig)
+
+
+async def stuck_load_cell_trips(rig: Rig) -> None:
     rig.when_holding(2.0, lambda: rig.model.stick_load_cell(rig.clock.now()))
     finished = await rig.loop().run()
 
@@ -402,7 +413,8 @@ async def test_a_raising_subscriber_and_a_view_that_stopped_reading_leave_the_ru
     assert isinstance(rig.recorder.records[0], Started) and rig.recorder.events(EventKind.RELEASED)
 
 
-async def test_pause_holds_force_and_the_clock_then_stop_ramps_down(rig: Rig) -> None:
+async def test_pause_holds_force_and_the_clock_then_stop_ramps_down(tracking_rig: Rig) -> None:
+    rig = tracking_rig  # x4: the ramp-down is checked to 100 ms of real time, 0.4 s of session
     loop = rig.loop({**SHORT, "total_s": 600})
     paused_at: list[float] = []
 
@@ -429,11 +441,14 @@ async def test_pause_holds_force_and_the_clock_then_stop_ramps_down(rig: Rig) ->
     assert rig.recorder.events(EventKind.RESUME)
     stopping = [s for s in rig.recorder.samples if s.phase is Phase.STOPPING]
     assert stopping[-1].target_n == 0.0 and len(stopping) > 3
-    # A ramp down, not a drop. The exact rate (the ramp rate in real time, never faster) is pinned
-    # on the virtual clock (test_loop_ticks.py): here a tick is 1 ms of real time, and a sample's
-    # time is its reading's, not its tick's, so a loaded machine moves them apart by many ticks.
-    steps = [a.target_n - b.target_n for a, b in zip(stopping, stopping[1:], strict=False)]
-    assert min(steps) >= 0.0 and max(steps) <= 0.5 * stopping[0].target_n
+    # A ramp down at the ramp rate, never faster, to within 100 ms of real time: a sample's time
+    # is its reading's, not its tick's, and a loaded machine moves the two apart. (The exact rule,
+    # tick by tick, is pinned on the virtual clock in test_loop_ticks.py.)
+    slack_s = 0.1 * TRACKING_SCALE
+    for a, b in zip(stopping, stopping[1:], strict=False):
+        allowed = loop.profile.ramp_n_per_s * (b.t - a.t + slack_s)
+        assert 0.0 <= a.target_n - b.target_n <= allowed
+    assert stopping[-1].t - stopping[0].t >= stopping[0].target_n / loop.profile.ramp_n_per_s - 1.0
     assert rig.recorder.events(EventKind.STOP_REQUESTED)[0].data["kind"] == "controlled"
     assert rig.model.released
 
