@@ -20,9 +20,10 @@ def consoles_read_columns_when_used() -> None:
     make theirs as they are imported: in one test process, during whichever test imports them
     first (which differs with how the files are spread over workers). Each test's COLUMNS (or the
     terminal) decides instead, as it does for a command in a process of its own."""
-    for name, module in list(sys.modules.items()):
+    # copy(): one step under the GIL, while a simulated table's thread may be importing
+    for name, module in sys.modules.copy().items():
         if name == "traction" or name.startswith("traction."):
-            for value in list(vars(module).values()):
+            for value in vars(module).copy().values():
                 if isinstance(value, Console):
                     value._width = None  # what a console made without COLUMNS has
 
