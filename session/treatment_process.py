@@ -42,6 +42,7 @@ from devices.errors import TractionError
 from devices.limits import PatientFacts, SafetyLimits
 from devices.loop import ControlLoop, StartRefused
 from devices.opening import open_device
+from devices.priority import run_at_niceness
 from devices.profiles import ForceProfile
 from devices.records import Event, EventKind, Finished, Record, Sample
 from devices.stream import Stream
@@ -109,9 +110,7 @@ def isolate(memory_limit_bytes: int, niceness: int) -> None:
     simulated table, ``simulators.priority``) must not push its treatment further ahead of it."""
     limit = max(memory_limit_bytes, MIN_MEMORY_LIMIT)
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-    if os.getpriority(os.PRIO_PROCESS, 0) > niceness:
-        with contextlib.suppress(PermissionError):
-            os.setpriority(os.PRIO_PROCESS, 0, niceness)
+    run_at_niceness(niceness)
 
 
 class Outbox:

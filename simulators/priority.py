@@ -12,7 +12,7 @@ be, and a late reply is still a trip, never a pull.
 
 from __future__ import annotations
 
-import os
+from devices.priority import run_at_niceness
 
 # The treatment process's niceness (session.treatment_process.Order.niceness): equal, not higher,
 # so neither side of the wire starves the other.
@@ -20,12 +20,5 @@ TABLE_NICENESS = -10
 
 
 def answer_like_a_table(niceness: int = TABLE_NICENESS) -> bool:
-    """Raise the calling thread's priority to ``niceness`` (on Linux niceness is per thread, and
-    threads started from this one inherit it); never lower it. Returns whether it holds now."""
-    try:
-        if os.getpriority(os.PRIO_PROCESS, 0) <= niceness:
-            return True
-        os.setpriority(os.PRIO_PROCESS, 0, niceness)
-    except PermissionError:
-        return False
-    return True
+    """Serve simulated tables from this thread (and the threads it starts) at ``niceness``."""
+    return run_at_niceness(niceness)
