@@ -126,6 +126,11 @@ class StartRefused(TractionError):
         super().__init__("session not started: " + "; ".join(reasons))
 
 
+# What each kind of stop asks of the next tick. A lookup, not a default: a stop of no known kind is
+# a caller's bug, raised where it is made, never quietly taken as a controlled stop.
+_STOP_REQUEST = {StopKind.CONTROLLED: "stop", StopKind.RELEASE: "release"}
+
+
 @dataclass(frozen=True)
 class _Request:
     kind: str  # pause, resume, stop, release, profile
@@ -231,7 +236,7 @@ class ControlLoop:
     def request_stop(self, kind: StopKind, reason: str) -> None:
         """Stop the session (controlled ramp-down or immediate release), for any caller with a
         reason: the operator, the recorder when the journal cannot be written, a view."""
-        self._requests.append(_Request("release" if kind is StopKind.RELEASE else "stop", reason))
+        self._requests.append(_Request(_STOP_REQUEST[kind], reason))
 
     def update_profile(
         self, profile: ForceProfile, operator_confirmed: bool = False, reason: str = "operator"
@@ -569,7 +574,7 @@ class ControlLoop:
         elif request.kind == "resume" and self._paused:
             self._paused = False
             self._event(now, EventKind.RESUME, request.reason, {"profile_t": self._profile_t})
-        elif request.kind == "profile" and request.profile is not None:
+        elif request.profile is not None:  # a settings change, the one request carrying a profile
             self._profile = request.profile
             self._event(
                 now,

@@ -262,6 +262,71 @@ async def test_a_gap_beyond_the_stall_bound_trips_and_up_to_it_does_not(
     assert finished.reason == f"control loop stalled for {ticks * TICK:.3f} s (limit 0.91 s)"
 
 
+def stalled_rig(max_stall_s: float) -> Rig:
+    """A rig whose host overruns one tick (3.5 ticks late) and then, the next tick, freezes for
+    44 ticks and a millisecond: the gap is 45 ticks, where the clock's deadlines put it."""
+    rig = Rig(replace(SHIPPED, supervisor=replace(SHIPPED.supervisor, max_stall_s=max_stall_s)))
+    reads = [0]
+
+    def stall(name: str) -> None:
+        if name == "read_state":
+            reads[0] += 1
+            if reads[0] == 499:
+                rig.clock.advance(3.5 * TICK)
+            if reads[0] == 500:
+                rig.clock.advance(44 * TICK + 0.001)
+
+    rig.table.before = stall
+    return rig
+
+
+async def test_a_gap_of_exactly_the_stall_bound_passes_and_the_least_bit_more_trips() -> None:
+    """The bound at its exact value, in the loop's own arithmetic: the gap is measured once on a
+    probe run (the virtual clock makes every run tick alike), then used as the bound, and then
+    the next float below it. The overrun just before the stall is recorded before the trip."""
+    probe = stalled_rig(5.0)
+    assert (await probe.run()).outcome is Outcome.COMPLETED
+    sleeps = probe.clock.sleeps
+    gap = max(b - a for a, b in zip(sleeps, sleeps[1:], strict=False))
+    assert gap == pytest.approx(45 * TICK)
+
+    at_bound = stalled_rig(gap)
+    assert at_bound.loop.stall_bound_s == gap
+    assert (await at_bound.run()).outcome is Outcome.COMPLETED
+
+    beyond = stalled_rig(math.nextafter(gap, 0.0))
+    finished = await beyond.run()
+    assert finished.outcome is Outcome.TRIPPED
+    [trip] = beyond.events(EventKind.TRIP)
+    assert trip.data["trip"] == "stall" and trip.data["gap_s"] == gap
+    [overran] = beyond.warnings("1 tick(s) overran")
+    assert overran.t == trip.t and beyond.records.index(overran) < beyond.records.index(trip)
+
+
+async def test_a_stall_before_the_second_tick_trips_like_any_other() -> None:
+    """The first gap the loop can measure is between its first two ticks: a host that sleeps
+    through it (not inside a table call) is caught there, not one tick later or never."""
+    rig = Rig()
+    late = rig.loop.stall_bound_s + TICK
+    rig.clock.oversleep[1] = late  # the first sleep wakes this late
+    finished = await rig.run()
+    assert finished.outcome is Outcome.TRIPPED
+    [trip] = rig.events(EventKind.TRIP)
+    assert trip.data["trip"] == "stall" and trip.data["gap_s"] == pytest.approx(TICK + late)
+    assert trip.t == pytest.approx(rig.clock.sleeps[0] + late)  # at the second tick
+    assert len(rig.samples) == 1  # the first tick's reading, then the trip
+
+
+async def test_the_target_starts_from_zero_and_follows_the_ramp() -> None:
+    """The first tick commands the profile at its start (no force), the next one tick's ramp."""
+    rig = Rig()
+    await rig.run()
+    first, second = rig.samples[:2]
+    assert first.phase is Phase.RAMP_UP and first.target_n == 0.0
+    ramp = rig.loop.profile.ramp_n_per_s
+    assert second.target_n == pytest.approx(ramp * (second.t - first.t), abs=1e-9)
+
+
 @pytest.mark.parametrize(
     ("frozen_s", "fails", "named"),
     [
@@ -456,6 +521,61 @@ async def test_the_operators_requests_carry_their_default_reasons() -> None:
     assert finished.outcome is Outcome.STOPPED and finished.reason == "operator emergency release"
 
 
+async def test_a_stop_request_is_recorded_at_the_tick_that_takes_it() -> None:
+    rig = Rig(total_s=600)
+    asked: list[float] = []
+
+    def later(record: Record) -> None:
+        if isinstance(record, Sample) and record.phase is Phase.HOLD and not asked:
+            asked.append(record.t)
+            rig.loop.stop("patient asked")
+
+    rig.stream.subscribe(type("Operator", (), {"deliver": staticmethod(later)})())
+    finished = await rig.run()
+    [requested] = rig.events(EventKind.STOP_REQUESTED)
+    assert requested.t == pytest.approx(asked[0] + TICK)  # the next tick, on the session clock
+    assert requested.data == {"kind": "controlled"} and finished.outcome is Outcome.STOPPED
+
+
+def test_a_stop_of_no_known_kind_is_refused_where_it_is_asked_for() -> None:
+    rig = Rig()
+    with pytest.raises(KeyError):
+        rig.loop.request_stop(None, "a caller's bug")  # type: ignore[arg-type]
+
+
+async def test_a_second_pause_and_a_resume_while_running_change_nothing() -> None:
+    """Requests that do not apply in the state they meet are no-ops: a resume while running neither
+    resumes nor touches the settings, and a second pause does not undo the first."""
+    rig = Rig(total_s=600)
+    at: dict[str, float] = {}
+
+    def later(record: Record) -> None:
+        if not isinstance(record, Sample) or record.phase not in (Phase.HOLD, Phase.PAUSED):
+            return
+        if "resume-running" not in at:
+            at["resume-running"] = record.t
+            rig.loop.resume("nothing to resume")
+        elif "pause" not in at and record.t > at["resume-running"] + 0.5:
+            at["pause"] = record.t
+            rig.loop.pause()
+        elif "pause-again" not in at and record.t > at["pause"] + 0.5:
+            at["pause-again"] = record.t
+            rig.loop.pause("pressed again")
+        elif "release" not in at and record.t > at["pause-again"] + 0.5:
+            at["release"] = record.t
+            at["paused"] = float(rig.loop.paused)
+            rig.loop.release()
+
+    rig.stream.subscribe(type("Operator", (), {"deliver": staticmethod(later)})())
+    finished = await rig.run()
+    assert finished.outcome is Outcome.STOPPED and finished.reason == "operator emergency release"
+    assert [e.reason for e in rig.events(EventKind.PAUSE)] == ["operator pause"]
+    assert rig.events(EventKind.RESUME) == [] and at["paused"] == 1.0
+    assert rig.loop.profile == ForceProfile.from_dict({**SHORT, "total_s": 600})
+    after_pause = [s for s in rig.samples if at["pause"] + TICK <= s.t <= at["release"]]
+    assert after_pause and {s.phase for s in after_pause} == {Phase.PAUSED}
+
+
 # --- settings changed live --------------------------------------------------------------------------
 
 
@@ -478,6 +598,9 @@ async def test_a_live_change_to_another_region_is_refused_and_recorded() -> None
     )
     refused = rig.warnings("settings change refused")[0]
     assert refused.reason.startswith("settings change refused (typo): region cervical differs")
+    blocking = [str(v) for v in violations if v.blocking]
+    assert len(blocking) >= 2  # the region and the cervical limits: each named, in order
+    assert refused.reason == "settings change refused (typo): " + "; ".join(blocking)
     assert refused.data["old"] == rig.loop.profile.to_dict()
     assert refused.data["new"] == cervical.to_dict()
     assert refused.data["violations"][0]["field"] == "region"
