@@ -25,7 +25,7 @@ from devices.stream import Stream
 from session.facts import facts_for
 from session.facts import load as load_facts
 from session.identity import load_identity
-from session.journal import is_owned, journals
+from session.journal import JournalWriter, is_owned, journals
 from session.recorder import Recorder, RecorderStats, write_batch
 from session.recovery import recover
 from session.seal import seal, verify
@@ -604,3 +604,64 @@ async def test_a_seal_whose_facts_cannot_be_stored_is_kept_and_the_facts_come_la
     assert load_facts(store, [run]) == {}
     facts = facts_for(store, run)
     assert (facts.seal_digest, facts.seal_verified, facts.sample_count) == (digest, True, 1)
+
+
+def test_the_journal_descriptor_is_the_locked_journal_and_asked_for_early_is_a_bug(
+    store: Store, context: SessionContext, journal_dir: Path
+) -> None:
+    """The treatment process writes the journal on the descriptor the recorder shares: the one
+    that holds the session's lease."""
+    recorder = Recorder(store, context, StopRequests(), journal_dir=journal_dir)
+    with pytest.raises(RuntimeError, match="^open_journal first$"):
+        recorder.journal_fd()
+    path = recorder.open_journal("shared-lease")
+    fd = recorder.journal_fd()
+    assert os.fstat(fd).st_ino == path.stat().st_ino and is_owned(path)
+
+
+async def test_with_another_process_writing_the_journal_the_recorders_warnings_go_to_it(
+    engine: sa.Engine, store: Store, context: SessionContext, journal_dir: Path
+) -> None:
+    """With a treatment process writing the journal, the recorder's own warnings (a database
+    away, then back) are handed to that process, reason and figures, never journalled here: one
+    writer per journal keeps its event numbers in step."""
+    handed: list[tuple[str, dict[str, object]]] = []
+    started = make_started()
+    run = started.run_id
+
+    def tables(old: str, new: str) -> None:
+        with engine.begin() as conn:
+            conn.exec_driver_sql(f"ALTER TABLE {old} RENAME TO {new}")
+
+    recorder = Recorder(
+        store,
+        context,
+        StopRequests(),
+        journal_dir=journal_dir,
+        stall_warning_after=SLOW,
+        journal_sink=lambda reason, data: handed.append((reason, data)),
+    )
+    path = recorder.open_journal(run)
+    writer = JournalWriter(path, recorder.journal_fd())  # as the treatment process does
+    async with recorder:
+        recorder.deliver(started)
+        writer.append(started)
+        writer.write(writer.take())
+        await _until(lambda: recorder.stats().buffered == 0, "the session's row")
+        tables("samples", "samples_away")
+        for i in range(5):
+            sample = Sample(run, i, i * 0.02, 100.0, 99.0, Phase.HOLD)
+            recorder.deliver(sample)
+            writer.append(sample)
+        writer.write(writer.take())
+        await _until(lambda: recorder.stats().stalls == 1, "the failed write")
+        tables("samples_away", "samples")
+        await _until(lambda: recorder.stats().buffered == 0, "the samples")
+    [(away, away_data), (back, back_data)] = handed
+    assert away.startswith("database write failed: ") and away.endswith(
+        "; records wait in the journal until it is back"
+    )
+    assert away_data == {"waiting": 5}
+    assert back.startswith("database back after ") and back.endswith("; waiting records written")
+    assert back_data["waiting"] == 0 and isinstance(back_data["away_s"], float)
+    assert seqs(store, run) == list(range(5)) and list(store.iter_events(run)) == []
