@@ -101,6 +101,22 @@ def load_equivalents() -> list[dict[str, object]]:
     return entries
 
 
+def load_rules() -> list[tuple[re.Pattern[str], str]]:
+    """Kinds of change that are equivalent wherever they occur (``[[rule]]`` in equivalent.toml):
+    a mutant is one when every line it removes or adds matches the rule's pattern."""
+    if not EQUIVALENT.exists():
+        return []
+    rules = tomllib.loads(EQUIVALENT.read_text()).get("rule", [])
+    return [(re.compile(str(rule["lines"])), str(rule["why"])) for rule in rules]
+
+
+def rule_for(change: list[str], rules: list[tuple[re.Pattern[str], str]]) -> str | None:
+    for pattern, why in rules:
+        if change and all(pattern.search(line[1:]) for line in change):
+            return why
+    return None
+
+
 def function_of(key: str) -> str:
     return re.sub(r"__mutmut_\d+$", "", key)
 
@@ -166,7 +182,12 @@ def _children_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def run_module(module: Module, jobs: int, equivalents: list[dict[str, object]]) -> Score:
+def run_module(
+    module: Module,
+    jobs: int,
+    equivalents: list[dict[str, object]],
+    rules: list[tuple[re.Pattern[str], str]],
+) -> Score:
     work = prepare(module)
     mutmut = Path(sys.executable).parent / "mutmut"
     log = work / "mutmut.log"
@@ -210,6 +231,8 @@ def run_module(module: Module, jobs: int, equivalents: list[dict[str, object]]) 
                 if entry["function"] == function_of(key) and entry["_change"] == change:
                     survivor.why = str(entry["why"])
                     break
+            else:
+                survivor.why = rule_for(change, rules)
             score.survivors.append(survivor)
     finally:
         os.chdir(cwd)
@@ -267,10 +290,10 @@ def main(argv: list[str] | None = None) -> int:
         if not names:
             print(f"mutation: no mutation-tested module changed since {args.changed_since}")
             return 0
-    equivalents = load_equivalents()
+    equivalents, rules = load_equivalents(), load_rules()
     failed = []
     for name in names:
-        score = run_module(modules[name], args.jobs, equivalents)
+        score = run_module(modules[name], args.jobs, equivalents, rules)
         report(score, threshold, args.show_equivalent)
         if score.score < threshold and modules[name].gate:
             failed.append(name)
