@@ -46,8 +46,8 @@ TICK = 0.02  # 50 Hz: the default rate for a 2 ms wire
 
 
 class Rig:
-    def __init__(self, limits: SafetyLimits = SHIPPED, **profile: Any) -> None:
-        self.clock = VirtualClock(start=100.0)
+    def __init__(self, limits: SafetyLimits = SHIPPED, scale: float = 1.0, **profile: Any) -> None:
+        self.clock = VirtualClock(start=100.0, scale=scale)
         self.model = TableModel(now=100.0)
         self.table = ModelTable(self.model, self.clock)
         self.records: list[Record] = []
@@ -303,18 +303,53 @@ async def test_a_gap_of_exactly_the_stall_bound_passes_and_the_least_bit_more_tr
     assert overran.t == trip.t and beyond.records.index(overran) < beyond.records.index(trip)
 
 
-async def test_a_stall_before_the_second_tick_trips_like_any_other() -> None:
+@pytest.mark.parametrize("scale", [1.0, 4.0])
+async def test_a_stall_before_the_second_tick_trips_like_any_other(scale: float) -> None:
     """The first gap the loop can measure is between its first two ticks: a host that sleeps
-    through it (not inside a table call) is caught there, not one tick later or never."""
-    rig = Rig()
-    late = rig.loop.stall_bound_s + TICK
+    through it (not inside a table call) is caught there, not one tick later or never. On a
+    scaled clock the evidence gives the gap in real seconds too."""
+    rig = Rig(scale=scale)
+    tick, bound = rig.loop.tick_s, rig.loop.stall_bound_s
+    late = bound + tick
     rig.clock.oversleep[1] = late  # the first sleep wakes this late
     finished = await rig.run()
     assert finished.outcome is Outcome.TRIPPED
     [trip] = rig.events(EventKind.TRIP)
-    assert trip.data["trip"] == "stall" and trip.data["gap_s"] == pytest.approx(TICK + late)
+    gap = trip.data["gap_s"]
+    assert trip.data["trip"] == "stall" and gap == pytest.approx(tick + late)
+    assert trip.data["real_s"] == pytest.approx(gap / scale) and trip.data["limit_s"] == bound
+    assert (
+        trip.reason
+        == finished.reason
+        == f"control loop stalled for {gap:.3f} s (limit {bound:g} s)"
+    )
     assert trip.t == pytest.approx(rig.clock.sleeps[0] + late)  # at the second tick
     assert len(rig.samples) == 1  # the first tick's reading, then the trip
+
+
+@pytest.mark.parametrize(("beyond", "overruns"), [(-1e-9, 0), (1e-9, 1)])
+async def test_a_gap_of_one_and_a_half_ticks_is_on_time_and_a_nanosecond_more_overran(
+    beyond: float, overruns: int
+) -> None:
+    """OVERRUN_FACTOR at its value: a tick 1.5 periods after the one before is on time, a
+    nanosecond later it overran. (Exactly 1.5 periods to the bit is a difference of two clock
+    readings near the session's time that the clock cannot be made to produce.)"""
+    rig = Rig()
+    rig.clock.oversleep[400] = 0.5 * TICK + beyond  # the 400th sleep wakes this late
+    assert (await rig.run()).outcome is Outcome.COMPLETED
+    assert rig.loop.overruns == overruns
+    assert len(rig.warnings("1 tick(s) overran")) == overruns
+
+
+async def test_consecutive_overruns_are_one_warning_counting_them_when_the_run_ends() -> None:
+    rig = Rig()
+    for n in (400, 401, 402):
+        rig.clock.oversleep[n] = 2 * TICK  # three late wake-ups in a row
+    assert (await rig.run()).outcome is Outcome.COMPLETED
+    [overran] = rig.warnings("3 tick(s) overran")
+    assert overran.data["overruns"] == 3 == overran.data["total_overruns"] == rig.loop.overruns
+    on_time_again = rig.clock.sleeps[402]  # the first tick after the run: it closes the run
+    assert overran.t == pytest.approx(on_time_again)
 
 
 async def test_the_target_starts_from_zero_and_follows_the_ramp() -> None:
@@ -797,6 +832,7 @@ async def test_pause_resume_release_and_a_refused_change_are_recorded_when_they_
     assert pause.t == pytest.approx(at["pause"] + TICK) and set(pause.data) == {"profile_t"}
     assert resume.t == pytest.approx(at["resume"] + TICK)
     assert resume.data == {"profile_t": pytest.approx(at["profile_t"])}
+    assert resume.data["profile_t"] == pause.data["profile_t"]  # the profile waited, to the bit
     assert release.t == pytest.approx(at["release"] + TICK) and release.data == {"kind": "release"}
     assert paused_state == [False] and rig.loop.paused is False
     [refused] = rig.warnings("settings change refused")
