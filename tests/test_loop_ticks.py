@@ -167,6 +167,33 @@ async def test_the_commanded_target_moves_at_most_one_ticks_ramp_per_tick_even_a
     assert max(ramping) > step * 0.99  # it does ramp at the rate, not slower
 
 
+async def test_the_slowest_ramp_the_limits_allow_is_followed_exactly() -> None:
+    """The per-tick allowance is the ramp's step plus a margin for float rounding. On about the
+    slowest ramp a profile can have (0.02 N/s: up to 25 N and down again fill most of the longest
+    session, 45 min) the margin must not eat into the step, or the target would fall behind."""
+    rig = Rig(
+        mode="continuous",
+        hold_force="25 N",
+        ramp_rate="0.02 N/s",
+        total_s=2700,
+        rest_force=None,
+        hold_s=None,
+        rest_s=None,
+    )
+
+    def enough(record: Record) -> None:
+        if isinstance(record, Sample) and record.seq == 2000:
+            rig.loop.release("enough")
+
+    rig.stream.subscribe(type("Operator", (), {"deliver": staticmethod(enough)})())
+    await rig.run()
+    first = rig.samples[0].t
+    ramp = [s for s in rig.samples if s.phase is Phase.RAMP_UP]
+    assert len(ramp) == 2000
+    for s in ramp:
+        assert s.target_n == pytest.approx(rig.loop.profile.target_at(s.t - first)[0], abs=1e-12)
+
+
 async def test_a_missed_reading_rewrites_the_target_on_the_next_tick() -> None:
     rig = Rig()
     rig.table.before = failing("read_state", TableTimeout("virtual-1", "no answer"), after=1000)
@@ -868,6 +895,8 @@ async def test_a_controlled_stop_keeps_its_real_time_schedule_when_ticks_run_lat
     assert scheduled - 3 * TICK <= took <= scheduled + 6 * TICK  # per tick it took three times
     for a, b in zip(stopping, stopping[1:], strict=False):
         assert 0.0 <= a.target_n - b.target_n <= ramp * (b.t - a.t) * 1.01 + 1e-6
+        if b.target_n > 0.0:  # not the last step, which stops at zero: never slower than the ramp
+            assert a.target_n - b.target_n >= ramp * (b.t - a.t)
 
 
 async def test_a_late_tick_while_stopping_is_caught_up_without_tripping_on_the_tables_lag() -> None:
