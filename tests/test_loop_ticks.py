@@ -13,7 +13,7 @@ import pytest
 from virtual_table import ModelTable, VirtualClock, failing
 
 from devices.contract import StopKind
-from devices.errors import ConfigError, DeviceRejected, TableTimeout
+from devices.errors import ConfigError, DeviceRejected, LinkLost, TableError, TableTimeout
 from devices.limits import PatientFacts, SafetyLimits, load_limits
 from devices.loop import (
     MIN_HEARTBEAT_TICKS,
@@ -192,6 +192,31 @@ async def test_the_slowest_ramp_the_limits_allow_is_followed_exactly() -> None:
     assert len(ramp) == 2000
     for s in ramp:
         assert s.target_n == pytest.approx(rig.loop.profile.target_at(s.t - first)[0], abs=1e-12)
+
+
+@pytest.mark.parametrize(
+    ("error", "kind", "reason"),
+    [
+        (LinkLost("virtual-1", "cable pulled"), TripKind.LINK_LOST, "link lost: "),
+        (
+            DeviceRejected("virtual-1", "status read refused", 4),
+            TripKind.DEVICE_REJECTED,
+            "table refused a command: ",
+        ),
+    ],
+)
+async def test_a_lost_link_or_a_refused_command_trips_at_once_with_the_tables_words(
+    error: TableError, kind: TripKind, reason: str
+) -> None:
+    rig = Rig()
+    rig.table.before = failing("read_state", error, after=600)
+    finished = await rig.run()
+    assert finished.outcome is Outcome.TRIPPED
+    [trip] = rig.events(EventKind.TRIP)
+    failed_at = [t for name, t, _ in rig.table.calls if name == "read_state"][600]
+    assert trip.t == failed_at and trip.data["trip"] == kind
+    assert trip.reason == finished.reason == reason + str(error)
+    assert trip.data["error"] == str(error) and rig.model.released
 
 
 async def test_a_missed_reading_rewrites_the_target_on_the_next_tick() -> None:
