@@ -219,6 +219,36 @@ async def test_a_lost_link_or_a_refused_command_trips_at_once_with_the_tables_wo
     assert trip.data["error"] == str(error) and rig.model.released
 
 
+async def test_each_burst_of_missed_readings_is_warned_and_counted_on_its_own() -> None:
+    rig = Rig()
+    first = failing("read_state", TableTimeout("virtual-1", "no answer"), after=500, times=3)
+    second = failing("read_state", TableTimeout("virtual-1", "no answer"), after=900, times=2)
+
+    def both(name: str) -> None:
+        first(name)
+        second(name)
+
+    rig.table.before = both
+    assert (await rig.run()).outcome is Outcome.COMPLETED
+    assert len(rig.warnings("reading missed")) == 2
+    assert [e.data for e in rig.warnings("readings resumed")] == [{"missed": 3}, {"missed": 2}]
+
+
+async def test_each_phase_change_is_recorded_at_the_reading_that_starts_it() -> None:
+    rig = Rig()
+    await rig.run()
+    changes = rig.events(EventKind.PHASE)
+    assert len(changes) >= 4
+    for change in changes:
+        phase = Phase(change.data["phase"])
+        starts = [
+            b.t
+            for a, b in zip([None, *rig.samples], rig.samples, strict=False)
+            if b.phase is phase and (a is None or a.phase is not phase)
+        ]
+        assert change.t in starts and change.reason == f"phase {phase.value}"
+
+
 async def test_a_missed_reading_rewrites_the_target_on_the_next_tick() -> None:
     rig = Rig()
     rig.table.before = failing("read_state", TableTimeout("virtual-1", "no answer"), after=1000)
@@ -256,6 +286,8 @@ async def test_readings_missing_up_to_the_staleness_bound_pass_and_one_tick_more
     [trip] = tripping.events(EventKind.TRIP)
     assert trip.data["trip"] == TripKind.MISSING and trip.data["age_s"] > 0.5
     assert trip.data["age_s"] == pytest.approx(0.5 + TICK, abs=1e-6)
+    assert trip.data["error"] == "table virtual-1: no answer"
+    assert trip.reason.endswith("s (limit 0.5 s): table virtual-1: no answer")
     assert len(tripping.warnings("reading missed")) == 1
 
 
