@@ -239,6 +239,8 @@ async def test_each_phase_change_is_recorded_at_the_reading_that_starts_it() -> 
     await rig.run()
     changes = rig.events(EventKind.PHASE)
     assert len(changes) >= 4
+    came_from = [None, *(c.data["phase"] for c in changes[:-1])]
+    assert [c.data["from"] for c in changes] == came_from and came_from[1] == "ramp_up"
     for change in changes:
         phase = Phase(change.data["phase"])
         starts = [
