@@ -427,6 +427,20 @@ async def test_a_gap_of_one_and_a_half_ticks_is_on_time_and_a_nanosecond_more_ov
     assert len(rig.warnings("1 tick(s) overran")) == overruns
 
 
+async def test_an_overrun_on_a_scaled_clock_is_reported_in_real_milliseconds() -> None:
+    """People read the warning in real time: at x4 a gap of 1.6016 session seconds is 400.4 ms,
+    shown as 400 (the period, 20 ms, is real time too)."""
+    rig = Rig(scale=4.0)
+    rig.clock.oversleep[400] = 1.6016 - rig.loop.tick_s  # that gap, under the 2 s stall bound
+    assert (await rig.run()).outcome is Outcome.COMPLETED
+    [overran] = rig.warnings("1 tick(s) overran")
+    assert overran.reason == (
+        "1 tick(s) overran their 20 ms period; the longest gap was 400 ms (the target still "
+        "moved at most one tick's ramp per tick)"
+    )
+    assert overran.data["longest_gap_real_s"] == pytest.approx(0.4004)
+
+
 async def test_consecutive_overruns_are_one_warning_counting_them_when_the_run_ends() -> None:
     rig = Rig()
     for n in (400, 401, 402):
