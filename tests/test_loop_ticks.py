@@ -86,6 +86,8 @@ async def test_a_session_ticks_exactly_on_its_deadlines_and_ends_released() -> N
 
     assert finished.outcome is Outcome.COMPLETED and finished.reason == "profile completed"
     assert isinstance(rig.records[0], Started) and rig.records[-1] == finished
+    assert finished.run_id == rig.loop.run_id == rig.records[0].run_id
+    assert finished.wall == rig.clock.wall(finished.t)
     assert rig.records[-2] == Event(
         rig.loop.run_id, finished.t, EventKind.RELEASED, "table released", {"detail": "attempt 1"}
     )
@@ -439,6 +441,49 @@ async def test_an_overrun_on_a_scaled_clock_is_reported_in_real_milliseconds() -
         "moved at most one tick's ramp per tick)"
     )
     assert overran.data["longest_gap_real_s"] == pytest.approx(0.4004)
+
+
+async def test_a_run_of_overruns_still_open_at_the_end_is_recorded_before_the_release() -> None:
+    rig = Rig()
+    asked: list[int] = []
+
+    def later(record: Record) -> None:
+        if isinstance(record, Sample) and record.seq == 600 and not asked:
+            asked.append(len(rig.clock.sleeps))
+            rig.clock.oversleep[len(rig.clock.sleeps) + 1] = 3 * TICK  # the next tick is late
+            rig.loop.release("done")
+
+    rig.stream.subscribe(type("Operator", (), {"deliver": staticmethod(later)})())
+    finished = await rig.run()
+    [overran] = rig.warnings("1 tick(s) overran")
+    [released] = rig.events(EventKind.RELEASED)
+    assert overran.t == finished.t == released.t
+    assert rig.records.index(overran) < rig.records.index(released)
+
+
+async def test_a_release_the_table_never_confirms_is_recorded_with_the_watchdog_to_fall_back_on() -> (
+    None
+):
+    rig = Rig()
+    rig.table.before = failing(
+        "stop", TableTimeout("virtual-1", "no answer"), times=rig.loop.release_attempts
+    )
+
+    def later(record: Record) -> None:
+        if isinstance(record, Sample) and record.seq == 100:
+            rig.loop.release("done")
+
+    rig.stream.subscribe(type("Operator", (), {"deliver": staticmethod(later)})())
+    finished = await rig.run()
+    [warning] = rig.warnings("release not confirmed")
+    timeout = rig.loop.heartbeat_timeout_s
+    assert warning.t == finished.t and warning.data == {"heartbeat_timeout_s": timeout}
+    errors = "; ".join(["table virtual-1: no answer"] * rig.loop.release_attempts)
+    assert warning.reason == (
+        f"release not confirmed ({errors}); the table's watchdog releases it within "
+        f"{timeout:g} s of the last heartbeat"
+    )
+    assert rig.events(EventKind.RELEASED) == []
 
 
 async def test_consecutive_overruns_are_one_warning_counting_them_when_the_run_ends() -> None:
