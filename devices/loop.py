@@ -126,11 +126,6 @@ class StartRefused(TractionError):
         super().__init__("session not started: " + "; ".join(reasons))
 
 
-# What each kind of stop asks of the next tick. A lookup, not a default: a stop of no known kind is
-# a caller's bug, raised where it is made, never quietly taken as a controlled stop.
-_STOP_REQUEST = {StopKind.CONTROLLED: "stop", StopKind.RELEASE: "release"}
-
-
 @dataclass(frozen=True)
 class _Request:
     kind: str  # pause, resume, stop, release, profile
@@ -236,7 +231,8 @@ class ControlLoop:
     def request_stop(self, kind: StopKind, reason: str) -> None:
         """Stop the session (controlled ramp-down or immediate release), for any caller with a
         reason: the operator, the recorder when the journal cannot be written, a view."""
-        self._requests.append(_Request(_STOP_REQUEST[kind], reason))
+        # anything but an explicit release stops under control: a stop request never fails
+        self._requests.append(_Request("release" if kind is StopKind.RELEASE else "stop", reason))
 
     def update_profile(
         self, profile: ForceProfile, operator_confirmed: bool = False, reason: str = "operator"

@@ -717,12 +717,6 @@ async def test_a_stop_request_is_recorded_at_the_tick_that_takes_it() -> None:
     assert requested.data == {"kind": "controlled"} and finished.outcome is Outcome.STOPPED
 
 
-def test_a_stop_of_no_known_kind_is_refused_where_it_is_asked_for() -> None:
-    rig = Rig()
-    with pytest.raises(KeyError):
-        rig.loop.request_stop(None, "a caller's bug")  # type: ignore[arg-type]
-
-
 async def test_a_second_pause_and_a_resume_while_running_change_nothing() -> None:
     """Requests that do not apply in the state they meet are no-ops: a resume while running neither
     resumes nor touches the settings, and a second pause does not undo the first."""
