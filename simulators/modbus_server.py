@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import select
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -45,6 +46,8 @@ _HOLDING_READ = (3, 23)
 _HOLDING_WRITE = (6, 16, 23)
 _WRITE_SINGLE = 6
 TCP_DIRECT_IDS = frozenset({0, 255})  # "this device" on Modbus TCP (implementation guide 4.4.2)
+_TURNS_TO_ATTACH = 2  # one loop turn accepts a waiting connection, the next attaches it
+_MAX_WAITING = 64  # connections taken at most while stopping (a client retrying forever)
 
 # Faults every served map must name; the others fall back to the closest one a map without the
 # single-fault features has (such a map has no force limit or operator stop to raise them anyway).
@@ -420,6 +423,7 @@ class RunningSimulator:
 
     async def stop(self) -> None:
         self.faults.restore()
+        await _take_waiting_connections(self._server)
         await self._server.shutdown()
 
     async def __aenter__(self) -> RunningSimulator:
@@ -432,6 +436,20 @@ class RunningSimulator:
         tb: TracebackType | None,
     ) -> None:
         await self.stop()
+
+
+async def _take_waiting_connections(server: _TcpServer | _SerialServer) -> None:
+    """Let the loop accept every connection already waiting at the listening socket, then attach
+    it, before the socket closes. A client may have connected a moment before the simulator stops
+    (its handshake done by the kernel, the accept still queued on this loop): asyncio cannot attach
+    a connection to a closed server and leaks its socket instead of closing it."""
+    listening = list(getattr(server.transport, "sockets", None) or ())
+    for _ in range(_MAX_WAITING):
+        waiting = select.select(listening, [], [], 0)[0] if listening else []
+        for _turn in range(_TURNS_TO_ATTACH):
+            await asyncio.sleep(0)
+        if not waiting:
+            return
 
 
 def _prepare(

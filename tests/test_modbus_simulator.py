@@ -5,6 +5,8 @@ table, and the answers follow the Modbus specification, byte for byte on RTU."""
 from __future__ import annotations
 
 import asyncio
+import gc
+import socket
 import tomllib
 from collections.abc import AsyncIterator
 from typing import Any
@@ -19,6 +21,7 @@ from pymodbus.pdu.register_message import ReadHoldingRegistersRequest
 
 from devices.clock import ScaledClock
 from devices.configfiles import config_file
+from simulators.hosting import simulator_thread
 from simulators.modbus_server import RunningSimulator, start_rtu_simulator, start_tcp_simulator
 from simulators.physics import TableModel, TableSpec
 from simulators.ptypair import PtyPair
@@ -152,6 +155,27 @@ async def test_exception_codes_follow_the_spec(tcp_client: AsyncModbusTcpClient)
     other_unit = await tcp_client.read_holding_registers(200, count=6, device_id=7)
     assert other_unit.isError() and other_unit.exception_code == 11  # gateway: no response
     assert await master.get("target_force") == 0.0  # nothing refused was applied
+
+
+@pytest.mark.parametrize("connections", [1, 8])
+async def test_a_simulator_stopping_closes_connections_made_a_moment_before(
+    connections: int,
+) -> None:
+    """Clients that connected just before the stop (the kernel took their handshake, the accept
+    was still queued on the simulator's thread) are accepted and closed, not leaked: a socket
+    left open would warn when collected, which this suite makes an error."""
+    clock = ScaledClock()
+    host = simulator_thread()
+    for _ in range(5):
+        sim = await host.run(start_tcp_simulator({1: TableModel(now=clock.now())}, clock))
+        clients = [
+            socket.create_connection((sim.host, sim.port), timeout=5.0) for _ in range(connections)
+        ]
+        await host.run(sim.stop())
+        for client in clients:
+            assert client.recv(1) == b""  # the simulator closed its end
+            client.close()
+        gc.collect()
 
 
 async def test_start_refused_while_the_stop_switch_is_pressed(
