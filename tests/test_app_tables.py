@@ -1,11 +1,18 @@
 """sim:// tables open the real driver against an in-process simulator on each wire."""
 
+import asyncio
+import os
+import threading
+
 import pytest
+from pymodbus.client import ModbusTcpClient
 from typer.testing import CliRunner
 
 from devices.clock import ScaledClock
 from devices.contract import StopKind
 from devices.errors import ConfigError
+from devices.urls import parse_table_url
+from simulators.priority import TABLE_NICENESS, answer_like_a_table
 from traction.cli import app
 from traction.exitcodes import Exit
 from traction.faults import parse_fault
@@ -30,6 +37,40 @@ async def test_sim_tables_open_over_each_transport(url: str) -> None:
         assert (await opened.table.read_state()).released
         model = opened.models[1]
         assert model.released and not model.running
+
+
+async def test_a_sim_table_answers_while_the_process_event_loop_is_blocked() -> None:
+    """A simulated table answers from a thread of its own, as a real one from its controller: a
+    host whose event loop is busy (a page render, an ORM burst) does not silence it."""
+    async with open_table("sim://lumbar", ScaledClock(), name="t1") as opened:
+        url = parse_table_url(opened.table.url)  # type: ignore[attr-defined]
+        client = ModbusTcpClient(url.host, port=url.port)
+        answers: list[bool] = []
+
+        def read_without_an_event_loop() -> None:
+            client.connect()
+            answers.append(not client.read_holding_registers(0, count=2, device_id=1).isError())
+            client.close()
+
+        reader = threading.Thread(target=read_without_an_event_loop)
+        reader.start()
+        reader.join(timeout=10.0)  # blocks the event loop the table was opened on, all along
+        assert answers == [True], "the simulated table did not answer while the loop was blocked"
+
+
+async def test_faults_are_injected_on_the_simulator_thread_and_it_stops_with_the_table() -> None:
+    clock = ScaledClock()
+    async with open_table("sim://lumbar", clock, name="t1") as opened:
+        where = await opened.in_simulator(lambda: threading.current_thread().name)
+        assert where == "simulated tables" and where != threading.current_thread().name
+        nice = await opened.in_simulator(lambda: os.getpriority(os.PRIO_PROCESS, 0))
+        assert nice == TABLE_NICENESS or not answer_like_a_table()  # unprivileged: kept its own
+        await opened.in_simulator(lambda: opened.models[1].press_stop_switch(clock.now()))
+        assert opened.models[1].stop_switch_pressed
+        assert (await opened.table.read_state()).released
+        url = parse_table_url(opened.table.url)  # type: ignore[attr-defined]
+    with pytest.raises(ConnectionRefusedError):
+        await asyncio.open_connection(url.host, url.port)
 
 
 async def test_unknown_sim_transport_is_refused() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import signal
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -210,5 +211,5 @@ async def _inject(
         if model is None or fault.kind in LINK_FAULTS:
             console.print(f"[yellow]fault {fault.kind} cannot be injected here; skipped[/]")
             continue
-        fault.apply(model, clock.now())
+        await opened.in_simulator(functools.partial(fault.apply, model, clock.now()))
         console.print(f"[magenta]injected {fault.kind}[/] at {fault.at_s:g} s")
