@@ -261,7 +261,7 @@ def test_demo_leaves_the_clinic_store_byte_for_byte_untouched(
     [row] = demo_store.find_sessions()
     assert row.simulated and row.time_scale == float(QUICK_SCALE)
     assert demo_store.get_clinician(row.treating_clinician_id).name == "Demo Clinician (simulation)"
-    assert row.ended_at is not None and row.sealed_at is not None and row.signed_at is not None
+    assert row.ended_at is not None and row.sealed_at is not None and row.signed_at is not None, out
     assert row.started_at <= row.ended_at <= row.sealed_at and row.ended_at <= row.signed_at
     # the wall clock is real: a x5 one-minute profile ends 12 s after it started, not a minute
     assert row.ended_at - row.started_at < timedelta(seconds=45)
