@@ -80,6 +80,26 @@ class Rig:
         return [e for e in self.events(EventKind.WARNING) if e.reason.startswith(prefix)]
 
 
+async def test_a_stream_that_raises_on_publish_still_leaves_the_run_whole_and_released() -> None:
+    """The stream isolates its subscribers; should publishing itself ever fail, the loop still
+    runs to its end and releases the table (the records it could not publish are lost to
+    subscribers, not to the table's safety)."""
+
+    class FailingStream(Stream):
+        def publish(self, record: Record) -> None:
+            super().publish(record)
+            raise RuntimeError("stream broken")
+
+    rig = Rig()
+    rig.stream = FailingStream()
+    rig.stream.subscribe(rig)
+    rig.loop.stream = rig.stream
+    finished = await rig.run()
+    assert finished.outcome is Outcome.COMPLETED and finished.reason == "profile completed"
+    assert rig.records[-1] == finished and rig.events(EventKind.RELEASED)
+    assert rig.model.released and not rig.model.running
+
+
 async def test_a_session_ticks_exactly_on_its_deadlines_and_ends_released() -> None:
     rig = Rig()
     finished = await rig.run()
@@ -634,8 +654,17 @@ def test_tick_rates_at_the_wire_bounds() -> None:
     assert default_tick_hz(0.2 / 1.5) == 5.0
     with pytest.raises(ConfigError, match=r"one tick takes 133\.3 ms.*--tick-hz` \(at most 7 Hz\)"):
         default_tick_hz(math.nextafter(0.2 / 1.5, 1.0))
-    with pytest.raises(ConfigError, match="no rate fits"):
+    with pytest.raises(ConfigError, match="no rate fits") as info:
         default_tick_hz(1.5)
+    assert info.value.where == "tick rate for table"  # the field named when no table is given
+    assert info.value.message == (
+        "one tick takes 1500.0 ms on the wire; even 5 Hz (200 ms) leaves too little margin; use a "
+        "faster link (a higher baud rate), or choose the control rate with `traction run "
+        "--tick-hz` (no rate fits)"
+    )
+    with pytest.raises(ConfigError) as info:
+        default_tick_hz(1.0)  # a tick of a whole second: 1 Hz is still a rate to name
+    assert info.value.message.endswith("`traction run --tick-hz` (at most 1 Hz)")
     assert check_tick_hz(50.0, 0.02) == 50.0  # a tick exactly as long as the wire time
     with pytest.raises(ConfigError, match="use at most 49 Hz"):
         check_tick_hz(50.0, math.nextafter(0.02, 1.0))
@@ -806,6 +835,13 @@ async def test_an_accepted_live_change_applies_at_the_next_tick_with_its_record(
 # --- the table's own safety features ----------------------------------------------------------------
 
 
+async def test_a_table_with_every_single_fault_feature_starts_without_a_warning() -> None:
+    rig = Rig()
+    assert rig.table.safety_features.missing == []
+    finished = await rig.run()
+    assert finished.outcome is Outcome.COMPLETED and rig.events(EventKind.WARNING) == []
+
+
 async def test_a_table_without_single_fault_features_is_refused_unless_its_model_is_allowed() -> (
     None
 ):
@@ -817,7 +853,12 @@ async def test_a_table_without_single_fault_features_is_refused_unless_its_model
     with pytest.raises(StartRefused) as info:
         await rig.run()
     [reason] = info.value.reasons
-    assert reason.startswith("table virtual-1 (model 'SIM-TX1') lacks a second, independent force")
+    assert reason == (
+        "table virtual-1 (model 'SIM-TX1') lacks a second, independent force channel, a force "
+        "limit enforced by the table, a table-side sample counter, an operator stop input, so one "
+        "failed sensor could pull past the prescription; use a table (or map) with them, or allow "
+        "this model in safety.toml [single_fault] allow_models"
+    )
     assert rig.records == [] and "start" not in [n for n, _, _ in rig.table.calls]
 
     allowed = replace(SHIPPED, single_fault_exempt_models=frozenset({"SIM-TX1"}))
@@ -826,6 +867,10 @@ async def test_a_table_without_single_fault_features_is_refused_unless_its_model
     finished = await rig.run()
     assert finished.outcome is Outcome.COMPLETED
     [warning] = rig.warnings("table virtual-1 (model 'SIM-TX1') is not single-fault safe")
+    assert warning.reason.endswith(
+        "it lacks a second, independent force channel, a force limit enforced by the table, a "
+        "table-side sample counter, an operator stop input; allowed by safety.toml [single_fault]"
+    )
     assert warning.data["missing"] == bare.missing and "set_force_limit" not in [
         n for n, _, _ in rig.table.calls
     ]
