@@ -498,7 +498,7 @@ async def test_a_release_the_table_never_confirms_is_recorded_with_the_watchdog_
     [warning] = rig.warnings("release not confirmed")
     timeout = rig.loop.heartbeat_timeout_s
     assert warning.t == finished.t and warning.data == {"heartbeat_timeout_s": timeout}
-    errors = "; ".join(["table virtual-1: no answer"] * rig.loop.release_attempts)
+    errors = "; ".join(["table virtual-1: no answer"] * 3)  # three attempts unless told
     assert warning.reason == (
         f"release not confirmed ({errors}); the table's watchdog releases it within "
         f"{timeout:g} s of the last heartbeat"
@@ -956,6 +956,22 @@ def test_a_refused_rate_gives_its_period_and_wire_time_to_the_tenth_of_a_millise
     with pytest.raises(ConfigError) as err:
         check_tick_hz(0.0, 0.002)
     assert err.value.where == "tick rate for table"  # when no table is named
+
+
+async def test_a_loop_not_told_of_the_operators_confirmation_has_none() -> None:
+    rig = Rig()
+    loop = ControlLoop(
+        rig.table,
+        ForceProfile.from_dict({**SHORT, "hold_force": "65 lbf"}),  # above lumbar's 60 lbf
+        patient=PATIENT,
+        limits=SHIPPED,
+        clock=rig.clock,
+        stream=rig.stream,
+    )
+    with pytest.raises(StartRefused) as info:
+        await loop.run()
+    assert any("an operator must confirm it" in reason for reason in info.value.reasons)
+    assert rig.records == [] and "start" not in [n for n, _, _ in rig.table.calls]
 
 
 async def test_a_live_change_needs_the_operators_confirmation_like_a_start_and_says_who_asked() -> (
