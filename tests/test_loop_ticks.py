@@ -5,6 +5,7 @@ wire-level behaviour is test_loop.py's."""
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import replace
 from typing import Any
@@ -956,6 +957,42 @@ def test_a_refused_rate_gives_its_period_and_wire_time_to_the_tenth_of_a_millise
     with pytest.raises(ConfigError) as err:
         check_tick_hz(0.0, 0.002)
     assert err.value.where == "tick rate for table"  # when no table is named
+
+
+def test_a_tick_rate_the_tables_wire_cannot_carry_names_the_table() -> None:
+    rig = Rig()
+    rig.table.wire_s = 1.5  # no standard rate fits
+    build = functools.partial(
+        ControlLoop,
+        rig.table,
+        ForceProfile.from_dict(SHORT),
+        patient=PATIENT,
+        limits=SHIPPED,
+        clock=rig.clock,
+    )
+    with pytest.raises(ConfigError) as info:
+        build()
+    assert info.value.where == "tick rate for virtual-1"
+    rig.table.wire_s = 0.05
+    with pytest.raises(ConfigError) as info:
+        build(tick_hz=50.0)  # 20 ms a tick for 50 ms on the wire
+    assert info.value.where == "tick rate for virtual-1"
+
+
+async def test_a_loop_given_no_stream_has_its_own_to_subscribe_to() -> None:
+    rig = Rig()
+    loop = ControlLoop(
+        rig.table,
+        ForceProfile.from_dict(SHORT),
+        patient=PATIENT,
+        limits=SHIPPED,
+        clock=rig.clock,
+        operator_confirmed=True,
+    )
+    seen: list[Record] = []
+    loop.stream.subscribe(type("View", (), {"deliver": staticmethod(seen.append)})())
+    finished = await loop.run()
+    assert isinstance(seen[0], Started) and seen[-1] == finished
 
 
 async def test_a_loop_not_told_of_the_operators_confirmation_has_none() -> None:
