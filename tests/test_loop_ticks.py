@@ -979,6 +979,21 @@ def test_a_tick_rate_the_tables_wire_cannot_carry_names_the_table() -> None:
     assert info.value.where == "tick rate for virtual-1"
 
 
+def test_the_stall_bound_is_never_under_two_ticks() -> None:
+    """At a rate slower than any default (``--tick-hz 1``) two periods outlast the configured stall
+    bound: a tick merely on time must not count as a stall."""
+    rig = Rig()
+    loop = ControlLoop(
+        rig.table,
+        ForceProfile.from_dict(SHORT),
+        patient=PATIENT,
+        limits=SHIPPED,
+        clock=rig.clock,
+        tick_hz=1.0,
+    )
+    assert SHIPPED.supervisor.max_stall_s < 2.0 and loop.stall_bound_s == 2.0
+
+
 async def test_a_loop_given_no_stream_has_its_own_to_subscribe_to() -> None:
     rig = Rig()
     loop = ControlLoop(
