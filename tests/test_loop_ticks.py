@@ -1008,6 +1008,9 @@ async def test_a_loop_given_no_stream_has_its_own_to_subscribe_to() -> None:
     loop.stream.subscribe(type("View", (), {"deliver": staticmethod(seen.append)})())
     finished = await loop.run()
     assert isinstance(seen[0], Started) and seen[-1] == finished
+    # ... and, given no run id, one of its own, unlike any other loop's
+    assert len(loop.run_id) == 32 and int(loop.run_id, 16) >= 0
+    assert finished.run_id == seen[0].run_id == loop.run_id != Rig().loop.run_id
 
 
 async def test_a_loop_not_told_of_the_operators_confirmation_has_none() -> None:
