@@ -55,10 +55,6 @@ class SimulatorThread:
 
         return await self.run(called())
 
-    @property
-    def name(self) -> str:
-        return self._thread.name
-
 
 _shared: SimulatorThread | None = None
 _shared_lock = threading.Lock()
