@@ -5,7 +5,6 @@ wire-level behaviour is test_loop.py's."""
 
 from __future__ import annotations
 
-import functools
 import math
 from dataclasses import replace
 from typing import Any
@@ -66,6 +65,18 @@ class Rig:
 
     def deliver(self, record: Record) -> None:
         self.records.append(record)
+
+    def bare_loop(self, profile: dict[str, Any] | None = None, **options: Any) -> ControlLoop:
+        """A loop on this rig's table and clock with only what ``options`` names: no stream, no
+        operator's confirmation, default tick rate, unless given."""
+        return ControlLoop(
+            self.table,
+            ForceProfile.from_dict({**SHORT, **(profile or {})}),
+            patient=PATIENT,
+            limits=SHIPPED,
+            clock=self.clock,
+            **options,
+        )
 
     async def run(self) -> Finished:
         return await self.loop.run()
@@ -962,48 +973,24 @@ def test_a_refused_rate_gives_its_period_and_wire_time_to_the_tenth_of_a_millise
 def test_a_tick_rate_the_tables_wire_cannot_carry_names_the_table() -> None:
     rig = Rig()
     rig.table.wire_s = 1.5  # no standard rate fits
-    build = functools.partial(
-        ControlLoop,
-        rig.table,
-        ForceProfile.from_dict(SHORT),
-        patient=PATIENT,
-        limits=SHIPPED,
-        clock=rig.clock,
-    )
     with pytest.raises(ConfigError) as info:
-        build()
+        rig.bare_loop()
     assert info.value.where == "tick rate for virtual-1"
     rig.table.wire_s = 0.05
     with pytest.raises(ConfigError) as info:
-        build(tick_hz=50.0)  # 20 ms a tick for 50 ms on the wire
+        rig.bare_loop(tick_hz=50.0)  # 20 ms a tick for 50 ms on the wire
     assert info.value.where == "tick rate for virtual-1"
 
 
 def test_the_stall_bound_is_never_under_two_ticks() -> None:
     """At a rate slower than any default (``--tick-hz 1``) two periods outlast the configured stall
     bound: a tick merely on time must not count as a stall."""
-    rig = Rig()
-    loop = ControlLoop(
-        rig.table,
-        ForceProfile.from_dict(SHORT),
-        patient=PATIENT,
-        limits=SHIPPED,
-        clock=rig.clock,
-        tick_hz=1.0,
-    )
+    loop = Rig().bare_loop(tick_hz=1.0)
     assert SHIPPED.supervisor.max_stall_s < 2.0 and loop.stall_bound_s == 2.0
 
 
 async def test_a_loop_given_no_stream_has_its_own_to_subscribe_to() -> None:
-    rig = Rig()
-    loop = ControlLoop(
-        rig.table,
-        ForceProfile.from_dict(SHORT),
-        patient=PATIENT,
-        limits=SHIPPED,
-        clock=rig.clock,
-        operator_confirmed=True,
-    )
+    loop = Rig().bare_loop(operator_confirmed=True)
     seen: list[Record] = []
     loop.stream.subscribe(type("View", (), {"deliver": staticmethod(seen.append)})())
     finished = await loop.run()
@@ -1015,14 +1002,7 @@ async def test_a_loop_given_no_stream_has_its_own_to_subscribe_to() -> None:
 
 async def test_a_loop_not_told_of_the_operators_confirmation_has_none() -> None:
     rig = Rig()
-    loop = ControlLoop(
-        rig.table,
-        ForceProfile.from_dict({**SHORT, "hold_force": "65 lbf"}),  # above lumbar's 60 lbf
-        patient=PATIENT,
-        limits=SHIPPED,
-        clock=rig.clock,
-        stream=rig.stream,
-    )
+    loop = rig.bare_loop({"hold_force": "65 lbf"}, stream=rig.stream)  # above lumbar's 60 lbf
     with pytest.raises(StartRefused) as info:
         await loop.run()
     assert any("an operator must confirm it" in reason for reason in info.value.reasons)
