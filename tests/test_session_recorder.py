@@ -572,6 +572,77 @@ async def test_an_outage_when_the_outcome_is_written_keeps_its_warning_and_retri
     assert verify(store, run).ok and recorder.stats() == RecorderStats(0, 5, 1, False, True)
 
 
+class TableTakenAway:
+    """Another connection that holds the sessions table (the outcome's write hangs), then renames
+    it away in the same transaction, so the hung write fails when the lock is let go."""
+
+    def __init__(self, url: str) -> None:
+        self.url = sa.make_url(url)
+        self._sqlite: sqlite3.Connection | None = None
+        self._engine: sa.Engine | None = None
+        self._conn: sa.Connection | None = None
+
+    def hold(self) -> None:
+        if self.url.get_backend_name() == "sqlite":
+            assert self.url.database
+            self._sqlite = sqlite3.connect(
+                self.url.database, isolation_level=None, timeout=30, check_same_thread=False
+            )
+            self._sqlite.execute("BEGIN IMMEDIATE")
+        else:
+            self._engine = sa.create_engine(self.url)
+            self._conn = self._engine.connect()
+            self._conn.exec_driver_sql("LOCK TABLE sessions IN ACCESS EXCLUSIVE MODE")
+
+    def take_away(self) -> None:
+        rename = "ALTER TABLE sessions RENAME TO sessions_away"
+        if self._sqlite is not None:
+            self._sqlite.execute(rename)
+            self._sqlite.execute("COMMIT")
+            self._sqlite.close()
+        if self._conn is not None and self._engine is not None:
+            self._conn.exec_driver_sql(rename)
+            self._conn.commit()
+            self._conn.close()
+            self._engine.dispose()
+
+
+async def test_a_warning_raised_while_the_outcome_is_written_stays_out_of_the_record(
+    db_url: str, engine: sa.Engine, store: Store, context: SessionContext, journal_dir: Path
+) -> None:
+    """Once the outcome is being written the record is closed: the outcome's write hangs past the
+    stall warning, then fails, and is stored on a retry; the stall's warning, raised while the
+    outcome was being written, is only logged, so the sealed record has no event at all."""
+    started = make_started()
+    run = started.run_id
+    holder = TableTakenAway(db_url)
+    recorder = Recorder(
+        store, context, StopRequests(), journal_dir=journal_dir, stall_warning_after=2.0
+    )
+    async with recorder:
+        recorder.deliver(started)
+        for i in range(5):
+            recorder.deliver(Sample(run, i, i * 0.02, 100.0, 99.0, Phase.HOLD))
+        await _until(lambda: recorder.stats().buffered == 0, "the samples")
+        assert recorder.stats().stalls == 0
+        await asyncio.to_thread(holder.hold)
+        recorder.deliver(Finished(run, 0.5, started.wall, Outcome.COMPLETED, "ok", 5))
+        await _until(lambda: recorder.stats().stalls == 1, "the hung outcome")
+        await asyncio.to_thread(holder.take_away)
+        await asyncio.sleep(1.0)  # the hung write fails at once; retries fail while it is away
+        with engine.begin() as conn:
+            outcome = conn.execute(
+                sa.text("SELECT outcome FROM sessions_away WHERE id = :id"), {"id": run}
+            ).scalar_one()
+            assert outcome is None
+            conn.exec_driver_sql("ALTER TABLE sessions_away RENAME TO sessions")
+        digest = await asyncio.wait_for(recorder.wait_finished(), 30)
+    assert list(store.iter_events(run)) == []
+    row = store.get_session(run)
+    assert (row.outcome, row.event_count, row.seal_digest) == ("completed", 0, digest)
+    assert verify(store, run).ok and recorder.stats() == RecorderStats(0, 5, 1, False, True)
+
+
 async def test_a_seal_whose_facts_cannot_be_stored_is_kept_and_the_facts_come_later(
     engine: sa.Engine, store: Store, context: SessionContext, journal_dir: Path
 ) -> None:
