@@ -14,6 +14,24 @@ from simulators.ptypair import PtyPair
 pytest_plugins = ["conftest_db"]  # database fixtures (SQLite and PostgreSQL)
 
 
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Longest files first. pytest-xdist (``--dist loadfile``, ``--no-loadscope-reorder``: see
+    pyproject.toml) hands whole files to workers in collection order; a file of a few long tests
+    (the fault matrix, the API contract) handed out last leaves the other workers idle while it
+    runs. Files with tests marked ``slow`` go first, the most slow tests first; the rest follow,
+    the most tests first, which is xdist's own order."""
+    by_file: dict[str, list[pytest.Item]] = {}
+    for item in items:
+        by_file.setdefault(item.nodeid.split("::")[0], []).append(item)
+
+    def longest_first(file_items: list[pytest.Item]) -> tuple[int, int]:
+        slow = sum(item.get_closest_marker("slow") is not None for item in file_items)
+        return (-slow, -len(file_items))
+
+    items[:] = [item for file in sorted(by_file.values(), key=longest_first) for item in file]
+
+
 @pytest.fixture(autouse=True)
 def consoles_read_columns_when_used() -> None:
     """Rich fixes a console's width from COLUMNS when the console is made, and the command modules
