@@ -120,7 +120,8 @@ async def test_recorder_keeps_every_record_and_seals_on_finish(
     stream = Stream()
     started = make_started()
     run = started.run_id
-    async with Recorder(store, context, stops, journal_dir=journal_dir) as recorder:
+    recorder = Recorder(store, context, stops, journal_dir=journal_dir, stall_warning_after=SLOW)
+    async with recorder:
         stream.subscribe(recorder)
         stream.publish(started)
         for i in range(600):
