@@ -19,6 +19,19 @@ from devices.priority import run_at_niceness
 TABLE_NICENESS = -10
 
 
+# The threads that share the interpreter with a simulated table (those of the process that opened
+# it: a service, `traction run`, a demo): above ordinary programs, so that a busy machine does not
+# deschedule one while it holds the interpreter lock the simulator waits for; below the treatment
+# process, so that they never take its processor.
+BESIDE_A_TABLE_NICENESS = -5
+
+
 def answer_like_a_table(niceness: int = TABLE_NICENESS) -> bool:
     """Serve simulated tables from this thread (and the threads it starts) at ``niceness``."""
     return run_at_niceness(niceness)
+
+
+def share_with_a_table() -> bool:
+    """Run this thread (and the threads it starts) beside a simulated table, at
+    :data:`BESIDE_A_TABLE_NICENESS`; whether it now runs at that priority or higher."""
+    return run_at_niceness(BESIDE_A_TABLE_NICENESS)

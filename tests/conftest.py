@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import Iterator
 
@@ -10,9 +9,16 @@ import pytest
 from rich.console import Console
 
 from devices.clock import ScaledClock
+from simulators.priority import share_with_a_table
 from simulators.ptypair import PtyPair
 
 pytest_plugins = ["conftest_db"]  # database fixtures (SQLite and PostgreSQL)
+
+# A worker hosts simulated tables beside the code under test, on threads it starts at any point
+# (a test's own, an app's server, a command run in-process). All of them share the interpreter
+# lock with the simulator, so all run, from the start, where traction/tables.py raises the thread
+# that opens a table: above ordinary programs, below the treatment processes.
+share_with_a_table()
 
 
 @pytest.hookimpl(trylast=True)
@@ -31,22 +37,6 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         return (-slow, -len(file_items))
 
     items[:] = [item for file in sorted(by_file.values(), key=longest_first) for item in file]
-
-
-# The worker's own priority, before any test raised it.
-NICENESS_AT_START = os.getpriority(os.PRIO_PROCESS, 0)
-
-
-@pytest.fixture(autouse=True, scope="module")
-def priority_given_back_after_each_file() -> Iterator[None]:
-    """Opening a simulated table raises the opening thread to a table's priority for the rest of
-    its life (simulators/priority.py: a thread of lower priority holding the interpreter lock would
-    stall the simulator). In a test worker that thread is the worker's own: without this, every
-    later file of that worker would run at a table's priority and compete on equal terms with the
-    treatment processes of the tests beside it, as no program on a clinic's workstation does."""
-    yield
-    if os.getpriority(os.PRIO_PROCESS, 0) < NICENESS_AT_START:
-        os.setpriority(os.PRIO_PROCESS, 0, NICENESS_AT_START)  # lowering needs no privilege
 
 
 @pytest.fixture(autouse=True)

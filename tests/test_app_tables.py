@@ -12,7 +12,7 @@ from devices.clock import ScaledClock
 from devices.contract import StopKind
 from devices.errors import ConfigError
 from devices.urls import parse_table_url
-from simulators.priority import TABLE_NICENESS, answer_like_a_table
+from simulators.priority import BESIDE_A_TABLE_NICENESS, TABLE_NICENESS, answer_like_a_table
 from traction.cli import app
 from traction.exitcodes import Exit
 from traction.faults import parse_fault
@@ -56,6 +56,31 @@ async def test_a_sim_table_answers_while_the_process_event_loop_is_blocked() -> 
         reader.start()
         reader.join(timeout=10.0)  # blocks the event loop the table was opened on, all along
         assert answers == [True], "the simulated table did not answer while the loop was blocked"
+
+
+def test_the_thread_that_opens_a_simulated_table_runs_above_ordinary_programs_below_the_table() -> (
+    None
+):
+    """Raised enough that a busy machine does not deschedule it while it holds the interpreter
+    lock the simulator needs; not so far that it competes with the treatment process."""
+    assert TABLE_NICENESS < BESIDE_A_TABLE_NICENESS < 0
+    seen: dict[str, int] = {}
+
+    async def open_one() -> None:
+        async with open_table("sim://lumbar", ScaledClock(), name="t1") as opened:
+            seen["opener"] = os.getpriority(os.PRIO_PROCESS, 0)
+            seen["table"] = await opened.in_simulator(lambda: os.getpriority(os.PRIO_PROCESS, 0))
+
+    def ordinary_thread() -> None:
+        os.setpriority(os.PRIO_PROCESS, 0, 0)  # lowering a thread's priority needs no privilege
+        asyncio.run(open_one())
+
+    thread = threading.Thread(target=ordinary_thread)
+    thread.start()
+    thread.join(timeout=30)
+    if not answer_like_a_table():
+        pytest.skip("this process may not raise a thread's priority")
+    assert seen == {"opener": BESIDE_A_TABLE_NICENESS, "table": TABLE_NICENESS}
 
 
 async def test_faults_are_injected_on_the_simulator_thread_and_it_stops_with_the_table() -> None:

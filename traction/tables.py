@@ -24,7 +24,7 @@ from simulators.hosting import SimulatorThread, simulator_thread
 from simulators.line_server import start_line_simulator
 from simulators.modbus_server import start_rtu_simulator, start_tcp_simulator
 from simulators.physics import TableModel, TableSpec
-from simulators.priority import answer_like_a_table
+from simulators.priority import share_with_a_table
 from simulators.ptypair import PtyPair
 
 T = TypeVar("T")
@@ -84,10 +84,11 @@ async def _start_simulator(
     seed = address.int_param("seed", 1, 0, 2**31)
     model = TableModel(sim_spec(address.host), seed=seed, now=clock.now())
     map_name = address.params.get("map", "generic-v1")
-    # The simulator's thread runs at a table's priority; this one must too: a thread of lower
-    # priority descheduled on a busy machine while it holds the interpreter lock stalls the
-    # simulator behind it (threads started from here inherit the priority).
-    answer_like_a_table()
+    # The simulator's thread runs at a table's priority; this one is raised too, though less: a
+    # thread descheduled on a busy machine while it holds the interpreter lock stalls the simulator
+    # behind it, and one as high as the table would compete with the treatment process (threads
+    # started from here inherit the priority).
+    share_with_a_table()
     host = simulator_thread()
     if transport == "tcp":
         server = await host.run(start_tcp_simulator({1: model}, clock, map_name=map_name))
