@@ -40,6 +40,16 @@ class ErrorOut(BaseModel):
     detail: str = Field(description="What was refused and why")
 
 
+TABLE_SILENT: dict[int | str, dict[str, Any]] = {
+    503: {
+        "model": ErrorOut,
+        "description": "The table did not answer (off, unplugged, its link failing): nothing "
+        "moved; the detail names the wire and the wait",
+    }
+}
+"""For the routes that talk to an idle table (a route behind a running treatment does not)."""
+
+
 class ViolationOut(BaseModel):
     field: str = Field(description="The prescription or patient field that breaks a limit")
     value: str
@@ -87,7 +97,13 @@ class TableOut(BaseModel):
     simulated: bool
     device: DeviceInfo = Field(description="What the table reported when opened")
     state: TableState | None = Field(
-        default=None, description="A fresh reading when idle; empty while a session runs"
+        default=None,
+        description="A fresh reading when idle; empty while a session runs or the table is silent",
+    )
+    unreachable: str | None = Field(
+        default=None,
+        description="Why there is no fresh reading of an idle table: it did not answer (off, "
+        "unplugged, its link failing); the reason names the wire and the wait",
     )
     live: LiveOut | None = Field(default=None, description="The running session, if any")
     locked: bool = Field(

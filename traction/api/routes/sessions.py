@@ -37,6 +37,7 @@ from traction.api.bounds import (
     check_profile_settings,
 )
 from traction.api.schemas import (
+    TABLE_SILENT,
     AmendmentIn,
     AmendmentOut,
     ControlOut,
@@ -189,7 +190,7 @@ def get_row(service: WorkstationService, session_id: str) -> TreatmentSession:
     "/validate",
     response_model=ValidationOut,
     summary="Check a prescription",
-    responses={404: {"model": ErrorOut, "description": "No such table"}},
+    responses={404: {"model": ErrorOut, "description": "No such table"}, **TABLE_SILENT},
 )
 async def validate_prescription(
     body: PrescriptionIn, user: CurrentUser, service: Service
@@ -219,6 +220,7 @@ async def validate_prescription(
             "description": "Table locked by a lock-severity trip; acknowledge it first "
             "(POST /tables/{name}/ack)",
         },
+        **TABLE_SILENT,
     },
 )
 async def start_session(body: PrescriptionIn, user: CurrentUser, service: Service) -> SessionOut:

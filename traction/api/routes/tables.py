@@ -6,11 +6,13 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path
 
+from devices.errors import TableError
 from devices.faults import FAULTS
 from session.lockouts import TableLockout
 from traction.api.auth import CurrentUser, Service
 from traction.api.bounds import MAX_NAME
 from traction.api.schemas import (
+    TABLE_SILENT,
     AcknowledgedOut,
     AcknowledgeIn,
     AlarmOut,
@@ -25,7 +27,13 @@ router = APIRouter(prefix="/tables", tags=["tables"])
 
 
 async def _table_out(service: WorkstationService, slot: TableSlot) -> TableOut:
-    state = await service.read_state(slot.setting.name)
+    """One table as the list shows it; a table that does not answer is shown as such, so one
+    silent table never hides the others."""
+    state, unreachable = None, None
+    try:
+        state = await service.read_state(slot.setting.name)
+    except TableError as exc:
+        unreachable = str(exc)
     live = None
     if slot.running is not None:
         sample = slot.running.watch.last_sample
@@ -46,6 +54,7 @@ async def _table_out(service: WorkstationService, slot: TableSlot) -> TableOut:
         simulated=slot.opened.simulated,
         device=slot.device,
         state=state,
+        unreachable=unreachable,
         live=live,
         locked=bool(alarms),
         alarms=alarms,
@@ -86,6 +95,7 @@ ACK_RESPONSES: dict[int | str, dict[str, Any]] = {
     404: {"model": ErrorOut, "description": "No such table"},
     409: {"model": ErrorOut, "description": "The table is not locked"},
     422: {"model": RefusedOut, "description": "No reason given, or a reason too long"},
+    **TABLE_SILENT,
 }
 
 

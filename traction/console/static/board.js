@@ -28,6 +28,7 @@ function alarmOf(table) {
   const lock = table.alarms?.[0];  // the oldest unacknowledged lock-severity trip
   if (lock) return `LOCKED: ${inWords(lock.fault_title, lock.reason)}. Check the patient and the table, then acknowledge.`;
   const state = table.state;
+  if (table.unreachable) return `the table does not answer (${table.unreachable}). Check its power and cable.`;
   if (!state) return "no reading from the table";
   if (state.stop_switch_pressed) return "patient stop switch pressed";
   if (state.watchdog_tripped) return "the table's watchdog released it";
@@ -50,7 +51,7 @@ async function refresh() {
     node.querySelector(".serial").textContent = table.device.serial_number;
     node.querySelector(".state").textContent = table.live
       ? `treating (${table.live.paused ? "paused" : "running"})`
-      : state?.ready ? "ready" : "not ready";
+      : table.unreachable ? "not answering" : state?.ready ? "ready" : "not ready";
     node.querySelector(".switch").textContent = state?.stop_switch_connected ? "connected" : "NOT connected";
     node.querySelector(".force").textContent = state ? lbf(state.measured_force_n) : "-";
     const alarm = alarmOf(table);
