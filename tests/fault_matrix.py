@@ -677,13 +677,15 @@ class Served:
         proc = await traction(env, *args)
         for _ in range(600):  # 60 s at most
             if proc.returncode is not None:
-                break
+                # it never got as far as a session: no fault was tested (run again, said so)
+                code, output = await finish(proc, 5.0)
+                raise NotReached(f"`traction serve` exited {code} at start: {last_words(output)}")
             with contextlib.suppress(httpx.HTTPError):
                 async with httpx.AsyncClient(base_url=self.base, timeout=2.0) as client:
                     if (await client.get("/health")).status_code < 500:
                         return proc
             await asyncio.sleep(0.1)
-        raise AssertionError(f"`traction serve` never answered on port {self.port}")
+        raise AssertionError(f"`traction serve` never answered on port {self.port} in 60 s")
 
     async def post(self, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
         async with httpx.AsyncClient(base_url=self.base, timeout=10.0) as client:
