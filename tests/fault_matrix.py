@@ -462,6 +462,13 @@ def env_for(data_dir: Path) -> dict[str, str]:
     }
 
 
+def _as_a_user_starts_it() -> None:
+    """In the child: the priority of a program a user starts (this process serves the tables at
+    a table's). The host's treatment process raises itself, as it does in a clinic; its recorder,
+    live view and start-up do not compete with the treatments and tables beside them."""
+    os.setpriority(os.PRIO_PROCESS, 0, 0)
+
+
 async def traction(
     env: dict[str, str], *args: str, stdin: bool = False
 ) -> asyncio.subprocess.Process:
@@ -474,6 +481,7 @@ async def traction(
         stdin=asyncio.subprocess.PIPE if stdin else asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
+        preexec_fn=_as_a_user_starts_it,
     )
 
 
