@@ -76,9 +76,26 @@ def screenshot_dir(default: Path) -> Path:
 
 
 @contextlib.contextmanager
+def started_as_a_user() -> Iterator[None]:
+    """Processes started inside run at a user's priority, as a clinic's browser does, not at the
+    priority this worker shares with its simulated tables (tests/conftest.py): a browser rendering
+    at that priority would delay the threads the simulator waits for."""
+    before = os.getpriority(os.PRIO_PROCESS, 0)
+    os.setpriority(os.PRIO_PROCESS, 0, max(before, 0))  # lowering needs no privilege
+    try:
+        yield
+    finally:
+        with contextlib.suppress(PermissionError):
+            os.setpriority(os.PRIO_PROCESS, 0, before)
+
+
+@contextlib.contextmanager
 def chromium() -> Iterator[Browser]:
-    """Debian's chromium, headless, driven by Playwright (its own browser download is not used)."""
-    with sync_playwright() as playwright:
+    """Debian's chromium, headless, driven by Playwright (its own browser download is not used).
+    Playwright's driver starts at a user's priority, and the browser it launches inherits it."""
+    with contextlib.ExitStack() as stack:
+        with started_as_a_user():
+            playwright = stack.enter_context(sync_playwright())
         launched = playwright.chromium.launch(
             executable_path=CHROMIUM,
             args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
