@@ -48,10 +48,11 @@ class StopRequests:
 
 class WriteLock:
     """Another connection holding the write lock: SQLite ``BEGIN IMMEDIATE``, or PostgreSQL
-    ``LOCK TABLE samples`` in access-exclusive mode."""
+    ``LOCK TABLE <table>`` in access-exclusive mode."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, table: str = "samples") -> None:
         self.url = sa.make_url(url)
+        self.table = table
         self._sqlite: sqlite3.Connection | None = None
         self._engine: sa.Engine | None = None
         self._conn: sa.Connection | None = None
@@ -66,7 +67,20 @@ class WriteLock:
         else:
             self._engine = sa.create_engine(self.url)
             self._conn = self._engine.connect()
-            self._conn.exec_driver_sql("LOCK TABLE samples IN ACCESS EXCLUSIVE MODE")
+            self._conn.exec_driver_sql(f"LOCK TABLE {self.table} IN ACCESS EXCLUSIVE MODE")
+
+    def rename_away(self) -> None:
+        """Rename the table to ``<table>_away`` and commit: a write waiting for the lock fails."""
+        rename = f"ALTER TABLE {self.table} RENAME TO {self.table}_away"
+        if self._sqlite is not None:
+            self._sqlite.execute(rename)
+            self._sqlite.execute("COMMIT")
+            self._sqlite.close()
+        if self._conn is not None and self._engine is not None:
+            self._conn.exec_driver_sql(rename)
+            self._conn.commit()
+            self._conn.close()
+            self._engine.dispose()
 
     def release(self) -> None:
         if self._sqlite is not None:
@@ -604,41 +618,6 @@ async def test_an_outage_when_the_outcome_is_written_keeps_its_warning_and_retri
     assert verify(store, run).ok and recorder.stats() == RecorderStats(0, 5, 1, False, True)
 
 
-class TableTakenAway:
-    """Another connection that holds the sessions table (the outcome's write hangs), then renames
-    it away in the same transaction, so the hung write fails when the lock is let go."""
-
-    def __init__(self, url: str) -> None:
-        self.url = sa.make_url(url)
-        self._sqlite: sqlite3.Connection | None = None
-        self._engine: sa.Engine | None = None
-        self._conn: sa.Connection | None = None
-
-    def hold(self) -> None:
-        if self.url.get_backend_name() == "sqlite":
-            assert self.url.database
-            self._sqlite = sqlite3.connect(
-                self.url.database, isolation_level=None, timeout=30, check_same_thread=False
-            )
-            self._sqlite.execute("BEGIN IMMEDIATE")
-        else:
-            self._engine = sa.create_engine(self.url)
-            self._conn = self._engine.connect()
-            self._conn.exec_driver_sql("LOCK TABLE sessions IN ACCESS EXCLUSIVE MODE")
-
-    def take_away(self) -> None:
-        rename = "ALTER TABLE sessions RENAME TO sessions_away"
-        if self._sqlite is not None:
-            self._sqlite.execute(rename)
-            self._sqlite.execute("COMMIT")
-            self._sqlite.close()
-        if self._conn is not None and self._engine is not None:
-            self._conn.exec_driver_sql(rename)
-            self._conn.commit()
-            self._conn.close()
-            self._engine.dispose()
-
-
 async def test_a_warning_raised_while_the_outcome_is_written_stays_out_of_the_record(
     db_url: str, engine: sa.Engine, store: Store, context: SessionContext, journal_dir: Path
 ) -> None:
@@ -647,7 +626,7 @@ async def test_a_warning_raised_while_the_outcome_is_written_stays_out_of_the_re
     outcome was being written, is only logged, so the sealed record has no event at all."""
     started = make_started()
     run = started.run_id
-    holder = TableTakenAway(db_url)
+    holder = WriteLock(db_url, "sessions")  # the outcome's write waits for it
     recorder = Recorder(
         store, context, StopRequests(), journal_dir=journal_dir, stall_warning_after=2.0
     )
@@ -657,10 +636,10 @@ async def test_a_warning_raised_while_the_outcome_is_written_stays_out_of_the_re
             recorder.deliver(Sample(run, i, i * 0.02, 100.0, 99.0, Phase.HOLD))
         await _until(lambda: recorder.stats().buffered == 0, "the samples")
         assert recorder.stats().stalls == 0
-        await asyncio.to_thread(holder.hold)
+        await asyncio.to_thread(holder.acquire)
         recorder.deliver(Finished(run, 0.5, started.wall, Outcome.COMPLETED, "ok", 5))
         await _until(lambda: recorder.stats().stalls == 1, "the hung outcome")
-        await asyncio.to_thread(holder.take_away)
+        await asyncio.to_thread(holder.rename_away)
         await asyncio.sleep(1.0)  # the hung write fails at once; retries fail while it is away
         with engine.begin() as conn:
             outcome = conn.execute(
