@@ -5,11 +5,19 @@ moves registers. It reads the whole status block in one request, writes the targ
 changes, uses short explicit timeouts instead of pymodbus' 3-second defaults, reconnects after a
 dropped link, and turns every failure into a typed :class:`devices.errors.TableError` that names the
 table and the register.
+
+A reply must answer the request it is taken for. Modbus RTU has no transaction id, and pymodbus hands
+a request whatever frame comes next: a reply that came after its request timed out answers the next
+request instead (a read would get a heartbeat's echo, a target write a read's registers, and the
+replies stay one request behind). Every reply is checked against its request (the function, a read's
+register count, a write's echoed address and value), and after one that answered another request
+the driver waits for the line to fall quiet, so the stragglers are dropped rather than taken.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable, Sequence
 
 import structlog
@@ -39,7 +47,13 @@ _EXCEPTION_MEANINGS = {
     11: "gateway target did not respond",
 }
 
+_READ_HOLDING, _WRITE_SINGLE, _WRITE_MULTIPLE = 3, 6, 16
+_EXCEPTION_BIT = 0x80
+CLEAR_LINE_TIMEOUTS = 2  # after a stray reply, wait at most this many reply timeouts for quiet
+
 Client = AsyncModbusTcpClient | AsyncModbusSerialClient
+PacketTrace = Callable[[bool, bytes], bytes]
+"""pymodbus' ``trace_packet`` hook: sees every frame sent (True) or received (False)."""
 log = structlog.get_logger(__name__)
 
 
@@ -57,13 +71,14 @@ class ModbusTable:
     """One Modbus table (TCP or RTU), driven through its register map.
 
     Not connected when built; ``connect()`` opens the link and every call reconnects if the link
-    dropped. Calls never block longer than ``timeout`` times the tries plus a small margin.
+    dropped. Calls never block longer than ``timeout`` times the tries plus a small margin, and,
+    after a reply that answered another request, :data:`CLEAR_LINE_TIMEOUTS` timeouts more.
     """
 
     def __init__(
         self,
         name: str,
-        make_client: Callable[[], Client],
+        make_client: Callable[[PacketTrace], Client],
         register_map: RegisterMap,
         unit: int,
         clock: Clock,
@@ -86,6 +101,7 @@ class ModbusTable:
         self._client: Client | None = None
         self._last_target: list[int] | None = None
         self._heartbeat = 0
+        self._last_heard = 0.0  # time.monotonic() of the last bytes received
 
     @property
     def name(self) -> str:
@@ -103,7 +119,7 @@ class ModbusTable:
     async def connect(self) -> None:
         if self._client is not None:
             self._client.close()
-        self._client = self._make_client()
+        self._client = self._make_client(self._trace)
         self._last_target = None  # after a new link, write the target again rather than trust it
         try:
             ok = await asyncio.wait_for(self._client.connect(), self.timeout + 1.0)
@@ -126,10 +142,34 @@ class ModbusTable:
         assert self._client is not None
         return self._client
 
+    def _trace(self, sending: bool, packet: bytes) -> bytes:
+        if not sending:
+            self._last_heard = time.monotonic()
+        return packet
+
+    async def _let_the_line_clear(self) -> None:
+        """Wait until nothing has arrived for one reply timeout (at most :data:`CLEAR_LINE_TIMEOUTS`
+        of them): replies still on their way to earlier requests then find no request waiting, and
+        pymodbus drops them instead of handing them to the next one."""
+        give_up = time.monotonic() + CLEAR_LINE_TIMEOUTS * self.timeout
+        while (now := time.monotonic()) < give_up:
+            quiet = now - self._last_heard
+            if quiet >= self.timeout:
+                return
+            await asyncio.sleep(min(self.timeout - quiet, give_up - now))
+
     async def _execute(
-        self, what: str, request: Callable[[Client], Awaitable[ModbusPDU]]
+        self,
+        what: str,
+        request: Callable[[Client], Awaitable[ModbusPDU]],
+        function_code: int,
+        answers: Callable[[ModbusPDU], bool] = lambda _: True,
     ) -> ModbusPDU:
-        """Run one request; map every failure to a typed error that says ``what`` failed."""
+        """Run one request; map every failure to a typed error that says ``what`` failed.
+
+        ``function_code`` is the request's; ``answers`` tells whether a good reply of that function
+        is this request's own (a write's echo). A reply that fails either answered an earlier
+        request: it is a :class:`ProtocolError`, raised once the line is clear."""
         client = await self._ready_client()
         backstop = self.timeout * (self.retries + 1) + 1.0
         try:
@@ -154,6 +194,15 @@ class ModbusTable:
             ) from None
         except ModbusException as exc:
             raise ProtocolError(self._name, f"{what}: {exc}") from None
+        if response.function_code & ~_EXCEPTION_BIT != function_code or not (
+            response.isError() or answers(response)
+        ):
+            await self._let_the_line_clear()
+            raise ProtocolError(
+                self._name,
+                f"{what}: the reply answered another request ({_reply_summary(response)}), "
+                "a late reply to an earlier one; the line has been let clear",
+            )
         if response.isError():
             code = int(getattr(response, "exception_code", 0))
             meaning = _EXCEPTION_MEANINGS.get(code, "exception")
@@ -169,12 +218,10 @@ class ModbusTable:
         response = await self._execute(
             what,
             lambda c: c.read_holding_registers(start, count=count, device_id=self.unit),
+            _READ_HOLDING,
+            lambda r: len(r.registers) == count,
         )
-        registers = list(getattr(response, "registers", []))
-        if len(registers) != count:
-            raise ProtocolError(
-                self._name, f"{what}: expected {count} registers, got {len(registers)}"
-            )
+        registers = list(response.registers)
         return {e.name: registers[e.address - start : e.end - start] for e in entries}
 
     async def _write(self, entry: Entry, registers: list[int]) -> None:
@@ -183,11 +230,15 @@ class ModbusTable:
             await self._execute(
                 what,
                 lambda c: c.write_register(entry.address, registers[0], device_id=self.unit),
+                _WRITE_SINGLE,
+                lambda r: (r.address, r.registers[:1]) == (entry.address, registers[:1]),
             )
         else:
             await self._execute(
                 what,
                 lambda c: c.write_registers(entry.address, registers, device_id=self.unit),
+                _WRITE_MULTIPLE,
+                lambda r: (r.address, r.count) == (entry.address, len(registers)),
             )
 
     def _decode(self, entry: Entry, registers: list[int]) -> float | int | str:
@@ -349,9 +400,14 @@ def open_modbus_table(address: TableAddress, clock: Clock) -> ModbusTable:
         timeout = address.float_param("timeout", TCP_TIMEOUT_S, 0.01, 10.0)
         host, port = address.host, address.port
 
-        def make_tcp() -> Client:
+        def make_tcp(trace: PacketTrace) -> Client:
             return AsyncModbusTcpClient(
-                host, port=port, timeout=timeout, retries=retries, reconnect_delay=0
+                host,
+                port=port,
+                timeout=timeout,
+                retries=retries,
+                reconnect_delay=0,
+                trace_packet=trace,
             )
 
         return ModbusTable(
@@ -373,7 +429,7 @@ def open_modbus_table(address: TableAddress, clock: Clock) -> ModbusTable:
     stopbits = int(address.params.get("stopbits", "1"))
     path = address.path
 
-    def make_rtu() -> Client:
+    def make_rtu(trace: PacketTrace) -> Client:
         return AsyncModbusSerialClient(
             path,
             baudrate=baud,
@@ -383,6 +439,7 @@ def open_modbus_table(address: TableAddress, clock: Clock) -> ModbusTable:
             timeout=timeout,
             retries=retries,
             reconnect_delay=0,
+            trace_packet=trace,
         )
 
     return ModbusTable(
@@ -397,3 +454,16 @@ def open_modbus_table(address: TableAddress, clock: Clock) -> ModbusTable:
         lambda: asyncio.to_thread(probe_serial_port, path),
         address.url,
     )
+
+
+def _reply_summary(response: ModbusPDU) -> str:
+    """What a stray reply was, for the error: its function and what it carried."""
+    code = response.function_code
+    if code == _READ_HOLDING:
+        return f"a read of {len(response.registers)} registers"
+    if code == _WRITE_SINGLE:
+        value = response.registers[0] if response.registers else "?"
+        return f"a write of {value} to register {response.address}"
+    if code == _WRITE_MULTIPLE:
+        return f"a write of {response.count} registers at {response.address}"
+    return f"function {code}"

@@ -37,7 +37,7 @@ def scaled() -> ScaledClock:
 
 @pytest.fixture
 async def simulator(pty_pair: PtyPair, scaled: ScaledClock) -> AsyncIterator[RunningLineSimulator]:
-    model = TableModel(TableSpec(heartbeat_timeout_s=2.0), seed=3)
+    model = TableModel(TableSpec(heartbeat_timeout_s=5.0), seed=3)  # 0.5 s real at x10
     async with await start_line_simulator(
         model, scaled, pty_pair.device_port, host_port=pty_pair.host_port
     ) as sim:
@@ -135,7 +135,7 @@ async def test_runs_a_table_through_identify_read_target_start_stop_and_release(
 
 
 async def test_heartbeat_loss_releases_the_table_and_latches(table: LineTable) -> None:
-    await table.set_heartbeat_timeout(1.0)
+    await table.set_heartbeat_timeout(5.0)  # 0.5 s real between heartbeats at x10
     await table.set_target(200.0)
     await table.start()
     await poll(table, lambda s: s.measured_force_n > 100.0)

@@ -14,7 +14,7 @@ from contextlib import asynccontextmanager
 
 import pytest
 import serial
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from devices.clock import ScaledClock
@@ -200,6 +200,7 @@ def test_a_frame_starts_at_the_last_dollar_of_a_line() -> None:
         find_frame(b"no frame here\r\n")
 
 
+@settings(deadline=None)  # a loaded machine may take longer than Hypothesis' 200 ms per example
 @given(
     sequence=st.integers(0, 255),
     measured=st.integers(0, 99_999),

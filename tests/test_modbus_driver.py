@@ -12,9 +12,10 @@ import pytest
 
 from devices.clock import ScaledClock
 from devices.contract import StopKind, Table
-from devices.errors import ConfigError, DeviceRejected, LinkLost, TableTimeout
+from devices.errors import ConfigError, DeviceRejected, LinkLost, ProtocolError, TableTimeout
 from devices.modbus import ModbusTable, open_modbus_table
 from devices.opening import open_device
+from devices.registermap import load_register_map
 from devices.urls import parse_table_url
 from simulators.modbus_server import RunningSimulator, start_rtu_simulator, start_tcp_simulator
 from simulators.physics import TableModel, TableSpec
@@ -168,6 +169,50 @@ async def test_garbage_replies_are_an_error_and_the_link_recovers(rig: Rig, kind
         await rig.table.read_state()
     rig.sim.faults.restore()
     assert (await rig.table.read_state()).ready
+
+
+async def test_a_late_rtu_reply_never_answers_the_next_request(pty_pair: PtyPair) -> None:
+    """RTU has no transaction id: a reply that comes after its request timed out must not be taken
+    for the next request's (a heartbeat would take a read's registers as its acknowledgement, then
+    the read the heartbeat's echo, one request behind for good)."""
+    clock = ScaledClock(1.0)
+    model = TableModel()
+    async with await start_rtu_simulator({1: model}, clock, pty_pair.device_port) as sim:
+        table = open_device(sim.url(device=pty_pair.host_port) + "&timeout=0.5&retries=0", clock)
+        await table.connect()
+        try:
+            sim.faults.slow(0.7)  # the read's reply comes at 0.7 s, after the driver gave up
+            with pytest.raises(TableTimeout):
+                await table.read_state()
+            sim.faults.slow(0.4)  # the heartbeat's own reply, at 0.9 s, comes after it
+            with pytest.raises(
+                ProtocolError,
+                match=r"write of heartbeat.*: the reply answered another request "
+                r"\(a read of 8 registers\)",
+            ):
+                await table.heartbeat()
+            # Its own reply (0.9 s) was let pass before the error: the next read, answered in
+            # 0.35 s, gets its own reply, not the heartbeat's echo.
+            sim.faults.slow(0.35)
+            state = await table.read_state()
+            assert state.ready and state.released and state.fault == "none"
+            # A write's acknowledgement must echo its own register: a late heartbeat echo (the
+            # same function) is not a command's.
+            sim.faults.slow(0.7)
+            with pytest.raises(TableTimeout):
+                await table.heartbeat()
+            sim.faults.slow(0.4)
+            beat = load_register_map("generic-v1")["heartbeat"]
+            with pytest.raises(
+                ProtocolError,
+                match=rf"write of command .*\(a write of 2 to register {beat.address}\)",
+            ):
+                await table.clear_fault()
+            sim.faults.restore()
+            await table.heartbeat()
+            assert model.heartbeat_counter == 3  # every heartbeat reached the table
+        finally:
+            await table.close()
 
 
 async def test_rtu_request_for_a_silent_unit_times_out(pty_pair: PtyPair) -> None:

@@ -204,21 +204,26 @@ async def test_several_tables_on_one_server_are_independent(
 
 
 async def test_watchdog_releases_and_sets_its_bit_when_heartbeats_stop() -> None:
-    clock = ScaledClock(10.0)
+    # x4 and a 2 s watchdog: a heartbeat may come 0.5 s (real) late on a busy machine
+    clock = ScaledClock(4.0)
     model = TableModel(TableSpec(noise_n=0.0))
     async with await start_tcp_simulator({1: model}, clock) as sim:
         client = AsyncModbusTcpClient("127.0.0.1", port=sim.port, timeout=2, retries=0)
         assert await client.connect()
         master = PlainMaster(client, load_map("generic-v1"))
         try:
-            assert not (await master.put("heartbeat_timeout_ms", 500)).isError()
+            assert not (await master.put("heartbeat_timeout_ms", 2000)).isError()
             await master.put("target_force", 300.0)
             await master.command("start")
+            ramp_ends = clock.now() + 10.0  # 200 N at the motor's 150 N/s takes 1.3 s
             while await master.get("measured_force") < 200.0:
+                assert clock.now() < ramp_ends, (
+                    f"never reached 200 N: watchdog tripped {model.watchdog_tripped}, fault {model.fault_code}"
+                )
                 await master.put("heartbeat", 1)
                 await asyncio.sleep(0.01)
             last_beat = clock.now()
-            await clock.sleep_until(last_beat + 0.5 + 0.5)  # timeout plus the release time
+            await clock.sleep_until(last_beat + 2.0 + 0.5)  # timeout plus the release time
             status = int(await master.get("status"))
             assert master.bit(status, "watchdog_tripped") and master.bit(status, "released")
             assert not master.bit(status, "running")
