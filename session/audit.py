@@ -4,14 +4,23 @@ for (HIPAA's accounting of access), kept in the store beside the records it is a
 Append-only: entries are written as records are served and never changed. A session's entry
 names the session; its patient is found through the session when the log is read, so an entry
 can be written while the session's row is still on its way to the store (live telemetry).
+
+Many requests write entries at once (twenty clients polling a listing are hundreds a second), and
+each write takes the store's write lock, which a treatment's recorder needs too: on SQLite a stream
+of small writers kept a recorder waiting past its stall warning. So entries are group-committed: a
+caller whose entries are waiting writes every caller's waiting entries in one transaction, and each
+caller returns only once its own are committed (or raises the write's error): a response never
+leaves before its entry is stored, and the lock is taken a few times a second, not per request.
 """
 
 from __future__ import annotations
 
 import enum
+import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -76,11 +85,34 @@ class AccessQuery:
     limit: int = 1000
 
 
+@dataclass(eq=False)
+class _Waiting:
+    """One caller's entries until a group commit stores them (or fails)."""
+
+    rows: list[dict[str, Any]]
+    done: bool = False
+    error: BaseException | None = field(default=None)
+
+
 class AccessLog:
-    """The access log in the session database (same engine as :class:`session.store.Store`)."""
+    """The access log in the session database (same engine as :class:`session.store.Store`).
+
+    Share one per engine between the threads that write it (the service keeps one): writers that
+    come together are then stored together."""
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        self.commits = 0  # transactions written, for the tests and the bench
+        self._lock = threading.Condition()
+        self._waiting: list[_Waiting] = []
+        self._writing = False
+        self._callers = 0  # callers in record() whose entries are not yet stored
+
+    @property
+    def callers_waiting(self) -> int:
+        """Callers whose entries are not yet committed (being written, or waiting to be)."""
+        with self._lock:
+            return self._callers
 
     def record(
         self,
@@ -90,26 +122,60 @@ class AccessLog:
         accessed: Sequence[Accessed],
         at: datetime | None = None,
     ) -> int:
-        """Write one entry per thing accessed, in one transaction; returns how many."""
+        """Store one entry per thing accessed; returns how many, once they are committed (with
+        any other caller's waiting at the same time). A failed write raises here, for every
+        caller it held."""
         moment = at or datetime.now(UTC)
-        entries = [
-            AccessEntry(
-                at=moment,
-                user_name=user_name[:64],
-                action=action.value,
-                what=what[:128],
-                session_id=item.session_id,
-                patient_id=item.patient_id,
-                detail=item.detail[:200],
-            )
+        rows = [
+            {
+                "at": moment,
+                "user_name": user_name[:64],
+                "action": action.value,
+                "what": what[:128],
+                "session_id": item.session_id,
+                "patient_id": item.patient_id,
+                "detail": item.detail[:200],
+            }
             for item in accessed
         ]
-        if not entries:
+        if not rows:
             return 0
-        with Session(self.engine) as db:
-            db.add_all(entries)
-            db.commit()
-        return len(entries)
+        mine = _Waiting(rows)
+        self._store(mine)
+        if mine.error is not None:
+            raise mine.error
+        return len(rows)
+
+    def _store(self, mine: _Waiting) -> None:
+        """Wait while another caller writes; then, if ``mine`` is still waiting, write it with
+        every other waiting caller's entries (a group commit)."""
+        with self._lock:
+            self._waiting.append(mine)
+            self._callers += 1
+            while not mine.done:
+                if self._writing:
+                    self._lock.wait()
+                    continue
+                self._writing = True
+                group, self._waiting = self._waiting, []
+                error: BaseException | None = None
+                self._lock.release()
+                try:
+                    self._insert([row for waiting in group for row in waiting.rows])
+                except BaseException as exc:  # each caller gets it, as if it wrote alone
+                    error = exc
+                finally:
+                    self._lock.acquire()
+                    for waiting in group:
+                        waiting.done, waiting.error = True, error
+                    self._callers -= len(group)
+                    self._writing = False
+                    self._lock.notify_all()
+
+    def _insert(self, rows: list[dict[str, Any]]) -> None:
+        with self.engine.begin() as db:
+            db.execute(sa.insert(AccessEntry), rows)
+        self.commits += 1
 
     def entries(self, query: AccessQuery) -> list[AccessRow]:
         """Entries matching every filter given, oldest first, at most ``query.limit``."""

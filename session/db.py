@@ -56,12 +56,41 @@ def make_engine(url: str | None = None) -> Engine:
     return sa.create_engine(url, pool_pre_ping=True)
 
 
+@contextlib.contextmanager
+def _file_lock(path: str) -> Iterator[None]:
+    """An exclusive OS lock on ``path`` (created if missing), held by this open file only."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def _use_wal(cursor: Any) -> None:
+    """Put the file in WAL mode, once, under an OS lock of its own.
+
+    WAL is a property of the file: after the first switch every connection finds it set. The
+    switch itself needs the file to itself, and several processes switching a new file at once
+    fail with "database is locked" whatever the busy timeout (six workstations' first start on
+    a loaded machine). Not the schema lock's file: a connection opened under that lock would
+    wait on itself."""
+    if cursor.execute("PRAGMA journal_mode").fetchone()[0] == "wal":
+        return
+    main_file = next(row[2] for row in cursor.execute("PRAGMA database_list") if row[1] == "main")
+    if not main_file:  # in memory: no file, and no one else to race
+        cursor.execute("PRAGMA journal_mode=WAL")
+        return
+    with _file_lock(f"{main_file}.wal-lock"):
+        cursor.execute("PRAGMA journal_mode=WAL")
+
+
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     try:
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        _use_wal(cursor)
+        cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
     finally:
         cursor.close()
@@ -109,12 +138,8 @@ def schema_lock(engine: Engine) -> Iterator[Connection | None]:
     if not database or database == ":memory:":
         yield None
         return
-    fd = os.open(f"{database}.schema-lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
+    with _file_lock(f"{database}.schema-lock"):
         yield None
-    finally:
-        os.close(fd)
 
 
 def upgrade(

@@ -282,6 +282,25 @@ def test_simultaneous_first_starts_on_an_empty_store_all_succeed(db_url: str) ->
     engine.dispose()
 
 
+def test_a_new_sqlite_file_opened_under_the_schema_lock_is_put_in_wal(tmp_path: Path) -> None:
+    """The first connection to a new file switches it to WAL under a lock of its own: under the
+    schema lock (which upgrade holds while it connects) it must neither wait on itself nor skip
+    the switch."""
+    engine = make_engine(f"sqlite:///{tmp_path / 'new.db'}")
+    opened: list[str] = []
+
+    def first_connection() -> None:
+        with schema_lock(engine), engine.connect() as conn:
+            opened.append(str(conn.exec_driver_sql("PRAGMA journal_mode").scalar()))
+
+    opener = threading.Thread(target=first_connection, daemon=True)
+    opener.start()
+    opener.join(30)
+    assert not opener.is_alive(), "opening a new file under the schema lock waited on itself"
+    assert opened == ["wal"]
+    engine.dispose()
+
+
 def test_upgrade_waits_for_the_schema_lock(db_url: str) -> None:
     engine = make_engine(db_url)
     finished = threading.Event()

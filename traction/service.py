@@ -33,6 +33,7 @@ from devices.records import Event, Finished, Record, Sample, Started
 from devices.stream import LatestQueue
 from devices.urls import parse_table_url
 from session.accounts import Accounts
+from session.audit import AccessLog
 from session.db import make_engine, prepare
 from session.identity import WorkstationIdentity, hold_service_lock, load_identity
 from session.lockouts import Lockouts, TableLockout, TableRef
@@ -191,6 +192,9 @@ class WorkstationService:
         self.store = Store(self.engine)
         self.accounts = Accounts(self.engine)
         self.lockouts = Lockouts(self.engine)
+        self.access_log = AccessLog(
+            self.engine
+        )  # one for every request: their entries group-commit
         self.schema_revision: str | None = None
         self.identity: WorkstationIdentity | None = None
         self.slots: dict[str, TableSlot] = {}

@@ -16,7 +16,7 @@ from traction.service import WorkstationService
 
 
 def _log(service: WorkstationService) -> AccessLog:
-    return AccessLog(service.store.engine)
+    return service.access_log
 
 
 def record_read(
