@@ -35,7 +35,7 @@ import collections
 import contextlib
 import math
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import structlog
@@ -72,6 +72,9 @@ MIN_HEARTBEAT_TICKS = 5  # the table's watchdog must outlast this many ticks
 MIN_WATCHDOG_REAL_S = 0.5
 # ... and the stall bound likewise, so a scaled clock does not turn a hiccup into a trip.
 MIN_STALL_REAL_S = 0.5
+# ... and a reading's age: at x5 the shipped 0.5 s would be 100 ms of real time, one busy moment
+# of the machine. At x1 (every real table) the configured bound stands: it is above this.
+MIN_STALENESS_REAL_S = 0.3
 OVERRUN_FACTOR = 1.5  # a tick starting this many periods after the last one overran
 FORCE_LIMIT_TOLERANCE_N = 0.5  # read-back may differ by register rounding (0.1 lbf), no more
 _TARGET_EPS_N = 0.01
@@ -179,6 +182,7 @@ class ControlLoop:
         self.stall_bound_s = max(
             limits.supervisor.max_stall_s, MIN_STALL_REAL_S * clock.scale, 2 * self.tick_s
         )
+        self.staleness_s = max(limits.supervisor.staleness_s, MIN_STALENESS_REAL_S * clock.scale)
         self.unit = unit  # for reasons people read; data stays in newtons
         self.operator_confirmed = operator_confirmed
         self.run_id = run_id or uuid.uuid4().hex
@@ -239,7 +243,18 @@ class ControlLoop:
     ) -> list[Violation]:
         """Change settings live. Returns every violation; with none blocking, the change applies
         at the next tick (ramping to the new curve) and is recorded as an event; otherwise it is
-        refused and the refusal recorded."""
+        refused and the refusal recorded. Before the start (the table not yet identified) every
+        change is refused: unchecked, it would apply at the first tick."""
+        if self._device is None:  # nothing to check it against yet, and no record to note it in
+            return [
+                Violation(
+                    "session",
+                    "not started",
+                    "running",
+                    "the session has not started, so the change cannot be checked against its "
+                    "table; change the prescription and start again instead",
+                )
+            ]
         violations: list[Violation] = []
         if profile.region is not self._profile.region:
             violations.append(
@@ -251,10 +266,7 @@ class ControlLoop:
                     f"{self._profile.region.value}; start a new session instead",
                 )
             )
-        if self._device is not None:
-            violations += validate(
-                profile, self.patient, self.limits, self._device, operator_confirmed
-            )
+        violations += validate(profile, self.patient, self.limits, self._device, operator_confirmed)
         data = {
             "old": self._profile.to_dict(),
             "new": profile.to_dict(),
@@ -321,6 +333,7 @@ class ControlLoop:
                     "table_force_limit_n": force_limit,
                     "safety_features": features.to_dict(),
                     "max_stall_s": self.stall_bound_s,
+                    "staleness_s": self.staleness_s,
                     "tick_wire_s": self.table.tick_wire_seconds,
                 },
             )
@@ -343,7 +356,12 @@ class ControlLoop:
             await self.table.heartbeat()
             await self.table.start()
             outcome, reason = await self._ticks(
-                Supervisor(self.limits.supervisor, hard_limit, t0, self.unit)
+                Supervisor(
+                    replace(self.limits.supervisor, staleness_s=self.staleness_s),
+                    hard_limit,
+                    t0,
+                    self.unit,
+                )
             )
         except asyncio.CancelledError:
             cancelled = True
@@ -432,7 +450,8 @@ class ControlLoop:
                     self._event(self.clock.now(), EventKind.WARNING, f"reading missed: {error}")
             # A tick whose calls outlasted the stall bound is a stall as well: the host was frozen
             # or starved mid-call (a call failing on the thaw says nothing about the table).
-            spent = self.clock.now() - now
+            called = self.clock.now()
+            spent = called - now
             # 4. supervise and publish
             if state is not None:
                 if missing_streak:
@@ -464,9 +483,11 @@ class ControlLoop:
                     )
                 )
                 judged = max(c for _, c in recent) if stopping else commanded
-                trip = supervisor.check(state, judged, self.clock.now())
+                # Aged as of the calls' end: a host frozen later in this tick (publishing) has
+                # not let the reading go stale, it has stalled, and the next tick trips on that.
+                trip = supervisor.check(state, judged, called)
             if spent > self.stall_bound_s:
-                trip = supervisor.stalled(now + spent, spent, self.stall_bound_s, self.clock.scale)
+                trip = supervisor.stalled(called, spent, self.stall_bound_s, self.clock.scale)
             if trip is not None:
                 self._close_overruns(trip.t)  # what led up to the trip comes before it
                 self._event(trip.t, trip.event_kind, trip.reason, trip.event_data())

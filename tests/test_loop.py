@@ -144,11 +144,12 @@ async def tracking_rig() -> AsyncIterator[Rig]:
 
 
 @contextlib.asynccontextmanager
-async def make_rig(scale: float) -> AsyncIterator[Rig]:
+async def make_rig(scale: float, url_options: str = "") -> AsyncIterator[Rig]:
+    """A rig at ``scale``; ``url_options`` (``&retries=0``) are added to the table's URL."""
     clock = ScaledClock(scale)
     model = TableModel(now=clock.now())
     sim = await start_tcp_simulator({1: model}, clock)
-    table = open_modbus_table(parse_table_url(sim.url()), clock)
+    table = open_modbus_table(parse_table_url(sim.url() + url_options), clock)
     await table.connect()
     stream, recorder = Stream(), Recorder()
     stream.subscribe(recorder)
@@ -435,7 +436,7 @@ async def test_a_raising_subscriber_and_a_view_that_stopped_reading_leave_the_ru
 
 
 async def test_pause_holds_force_and_the_clock_then_stop_ramps_down(tracking_rig: Rig) -> None:
-    rig = tracking_rig  # x4: the ramp-down is checked to 100 ms of real time, 0.4 s of session
+    rig = tracking_rig  # x4: the ramp-down is checked to 250 ms of real time, 1 s of session
     loop = rig.loop({**SHORT, "total_s": 600})
     paused_at: list[float] = []
 
@@ -462,10 +463,11 @@ async def test_pause_holds_force_and_the_clock_then_stop_ramps_down(tracking_rig
     assert rig.recorder.events(EventKind.RESUME)
     stopping = [s for s in rig.recorder.samples if s.phase is Phase.STOPPING]
     assert stopping[-1].target_n == 0.0 and len(stopping) > 3
-    # A ramp down at the ramp rate, never faster, to within 100 ms of real time: a sample's time
-    # is its reading's, not its tick's, and a loaded machine moves the two apart. (The exact rule,
-    # tick by tick, is pinned on the virtual clock in test_loop_ticks.py.)
-    slack_s = 0.1 * TRACKING_SCALE
+    # A ramp down at the ramp rate, never faster, to within 250 ms of real time: a sample's time
+    # is its reading's, not its tick's, and a loaded machine moves the two apart. A step to zero
+    # would still be twice what that allows. (The exact rule, tick by tick, is pinned on the
+    # virtual clock in test_loop_ticks.py.)
+    slack_s = 0.25 * TRACKING_SCALE
     for a, b in zip(stopping, stopping[1:], strict=False):
         allowed = loop.profile.ramp_n_per_s * (b.t - a.t + slack_s)
         assert 0.0 <= a.target_n - b.target_n <= allowed

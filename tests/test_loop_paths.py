@@ -9,11 +9,12 @@ table that is not ready. Each must end with the table released and a ``Finished`
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 from dataclasses import fields, replace
 from typing import Any
 
 import pytest
-from test_loop import LIMITS, PATIENT, SCALE, SHORT, Rig, rig  # noqa: F401
+from test_loop import LIMITS, PATIENT, SCALE, SHORT, Rig, make_rig, rig  # noqa: F401
 
 from devices.contract import StopKind, TableState
 from devices.limits import SafetyLimits
@@ -31,6 +32,14 @@ class BrokenProfile(ForceProfile):
         if t > 40.0:
             raise ZeroDivisionError("curve bug")
         return super().target_at(t)
+
+
+@pytest.fixture
+async def one_try_rig() -> AsyncIterator[Rig]:
+    """The rig with one try per request: a garbled reply fails in 0.2 s of real time, not 0.4 s,
+    well inside the loop's stall bound (0.5 s real), so a missed reading is never a stall."""
+    async with make_rig(SCALE, "&retries=0") as made:
+        yield made
 
 
 def loop_with(rig: Rig, limits: SafetyLimits) -> ControlLoop:
@@ -83,7 +92,10 @@ async def test_a_command_the_table_refuses_trips_with_the_refusal_as_evidence(ri
     assert last == finished and rig.model.released
 
 
-async def test_missed_readings_warn_once_then_say_how_many_when_they_resume(rig: Rig) -> None:
+async def test_missed_readings_warn_once_then_say_how_many_when_they_resume(
+    one_try_rig: Rig,
+) -> None:
+    rig = one_try_rig
     # Staleness of 3 s real: a couple of timed-out reads (0.2 s each) are a gap, not a trip.
     patient_limits = replace(LIMITS, supervisor=replace(LIMITS.supervisor, staleness_s=3.0 * SCALE))
     loop = loop_with(rig, patient_limits)
@@ -116,7 +128,10 @@ async def test_missed_readings_warn_once_then_say_how_many_when_they_resume(rig:
     assert rig.model.released
 
 
-async def test_readings_missing_past_the_staleness_bound_trip_with_their_age(rig: Rig) -> None:
+async def test_readings_missing_past_the_staleness_bound_trip_with_their_age(
+    one_try_rig: Rig,
+) -> None:
+    rig = one_try_rig
     rig.when_holding(1.0, lambda: rig.sim.faults.garbage(True))
     finished = await rig.loop().run()
     rig.sim.faults.restore()
@@ -186,6 +201,24 @@ async def test_a_release_that_never_succeeds_says_the_watchdog_will_let_go(
     # No heartbeat after the run: the table's watchdog lets go within its timeout.
     rig.model.advance(rig.clock.now() + loop.heartbeat_timeout_s + 0.1)
     assert rig.model.released and rig.model.watchdog_tripped
+
+
+@pytest.mark.parametrize(("asked", "tried"), [(1, 1), (0, 1)])
+async def test_a_loop_told_to_try_a_release_once_tries_it_once_and_never_less(
+    rig: Rig, monkeypatch: pytest.MonkeyPatch, asked: int, tried: int
+) -> None:
+    attempts: list[StopKind] = []
+
+    async def broken_stop(kind: StopKind) -> None:
+        attempts.append(kind)
+        raise RuntimeError("driver bug")
+
+    monkeypatch.setattr(rig.table, "stop", broken_stop)
+    loop = rig.loop(release_attempts=asked)
+    assert loop.release_attempts == tried
+    rig.when_holding(1.0, loop.release)
+    finished = await loop.run()
+    assert finished.outcome is Outcome.STOPPED and len(attempts) == tried
 
 
 async def test_a_second_cancel_while_releasing_still_releases_and_finishes(

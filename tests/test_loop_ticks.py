@@ -5,6 +5,7 @@ wire-level behaviour is test_loop.py's."""
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import replace
 from typing import Any
@@ -14,7 +15,7 @@ from virtual_table import ModelTable, VirtualClock, failing
 
 from devices.contract import StopKind
 from devices.errors import ConfigError, DeviceRejected, LinkLost, TableError, TableTimeout
-from devices.limits import PatientFacts, SafetyLimits, load_limits
+from devices.limits import PatientFacts, SafetyLimits, Violation, load_limits
 from devices.loop import (
     MIN_HEARTBEAT_TICKS,
     MIN_WATCHDOG_REAL_S,
@@ -23,11 +24,11 @@ from devices.loop import (
     check_tick_hz,
     default_tick_hz,
 )
-from devices.profiles import ForceProfile
+from devices.profiles import ForceProfile, Region
 from devices.records import Event, EventKind, Finished, Outcome, Phase, Record, Sample, Started
 from devices.stream import Stream
 from devices.supervisor import TripKind
-from devices.units import N_PER_LBF
+from devices.units import N_PER_LBF, ForceUnit
 from simulators.physics import TableModel
 
 SHIPPED = load_limits()
@@ -160,6 +161,25 @@ async def test_the_start_sequence_arms_the_table_before_anything_moves() -> None
     assert started.extra["hard_limit_n"] == hard == started.extra["table_force_limit_n"]
     assert started.extra["tick_wire_s"] == 0.002 and started.tick_hz == 50.0
     assert started.extra["max_stall_s"] == rig.loop.stall_bound_s
+    assert started.extra["staleness_s"] == 0.5  # at x1 the configured bound stands
+
+
+async def test_every_sample_carries_the_run_its_place_and_the_cycle_it_belongs_to() -> None:
+    """Samples are numbered 1, 2, ... within their run, and each hold is stamped with its own
+    cycle: the record's cycles are what billing and the report count."""
+    rig = Rig()  # 30 s holds, 10 s rests and the ramps between them in 120 s
+    finished = await rig.run()
+    samples = rig.samples
+    assert {s.run_id for s in samples} == {rig.loop.run_id}
+    assert [s.seq for s in samples] == list(range(1, finished.sample_count + 1))
+    holds = [
+        [s.cycle for s in run]
+        for phase, run in itertools.groupby(samples, key=lambda s: s.phase)
+        if phase is Phase.HOLD
+    ]
+    cycles = rig.loop.profile.cycles
+    assert cycles >= 2 and [set(c) for c in holds] == [{k} for k in range(1, cycles + 1)]
+    assert [s.cycle for s in samples] == sorted(s.cycle for s in samples)
 
 
 async def test_every_tick_heartbeats_and_a_target_is_written_only_when_it_changes() -> None:
@@ -571,7 +591,102 @@ async def test_a_host_frozen_mid_call_beyond_the_stall_bound_trips_as_a_stall(
     if named == "stall":
         assert trip.data["gap_s"] == pytest.approx(frozen_s, abs=0.01)
         assert finished.reason.startswith(f"control loop stalled for {frozen_s:.2f}")
+        assert trip.t == rig.clock.now()  # dated at the thaw, when the call came back
     assert len(rig.samples) == 498 + (not fails)  # no tick after the thaw
+
+
+async def test_a_stall_inside_a_call_on_a_scaled_clock_gives_its_evidence_after_the_overruns() -> (
+    None
+):
+    """On a x4 clock: one tick overruns (3.5 ticks late), and the next one's reading comes back
+    after the stall bound and 50 ms. The overrun is recorded first, at the trip's time; the trip
+    gives the bound, the gap in session and in real seconds, and the moment of the thaw."""
+    rig = Rig(scale=4.0)
+    bound, tick = rig.loop.stall_bound_s, rig.loop.tick_s
+    reads = [0]
+
+    def freeze(name: str) -> None:
+        if name == "read_state":
+            reads[0] += 1
+            if reads[0] == 499:
+                rig.clock.advance(3.5 * tick)
+            if reads[0] == 500:
+                rig.clock.advance(bound + 0.05)
+
+    rig.table.before = freeze
+    finished = await rig.run()
+    assert finished.outcome is Outcome.TRIPPED
+    [trip] = rig.events(EventKind.TRIP)
+    gap = trip.data["gap_s"]
+    assert trip.data["trip"] == "stall" and gap == pytest.approx(bound + 0.05)
+    assert trip.data["limit_s"] == bound and trip.data["real_s"] == pytest.approx(gap / 4.0)
+    assert trip.t == rig.clock.now()
+    [overran] = rig.warnings("1 tick(s) overran")
+    assert overran.t == trip.t and rig.records.index(overran) < rig.records.index(trip)
+
+
+@pytest.mark.parametrize("frozen_s", [0.6, 5.0])
+async def test_a_host_frozen_after_a_reading_came_back_stalls_it_does_not_age_the_reading(
+    frozen_s: float,
+) -> None:
+    """SIGSTOP can land after a reading came back and before it is judged (while the sample is
+    published). The reading is judged as of the end of the tick's calls, so the freeze is the
+    host's: past the stall bound it trips as a stall at the next tick, below it that tick only
+    overran; it never makes the table's reading "stale" (past the 0.5 s staleness bound)."""
+    rig = Rig()
+    assert rig.loop.staleness_s < frozen_s
+
+    def frozen(record: Record) -> None:
+        if isinstance(record, Sample) and record.seq == 500:
+            rig.clock.advance(frozen_s)
+
+    rig.stream.subscribe(type("Sigstop", (), {"deliver": staticmethod(frozen)})())
+    finished = await rig.run()
+    assert [e.data["trip"] for e in rig.events(EventKind.TRIP)] == (
+        ["stall"] if frozen_s > rig.loop.stall_bound_s else []
+    )
+    if frozen_s > rig.loop.stall_bound_s:
+        [trip] = rig.events(EventKind.TRIP)
+        assert finished.outcome is Outcome.TRIPPED and len(rig.samples) == 500
+        assert frozen_s - 1e-9 <= trip.data["gap_s"] <= frozen_s + rig.loop.tick_s
+    else:
+        assert finished.outcome is Outcome.COMPLETED
+        [overran] = rig.warnings("1 tick(s) overran")
+        assert overran.data["longest_gap_s"] >= frozen_s - 1e-9
+
+
+def frozen_mid_call_rig(max_stall_s: float) -> Rig:
+    """A rig whose 500th reading comes back 0.95 s after it was asked for, with an answer."""
+    rig = Rig(replace(SHIPPED, supervisor=replace(SHIPPED.supervisor, max_stall_s=max_stall_s)))
+    reads = [0]
+
+    def freeze(name: str) -> None:
+        if name == "read_state":
+            reads[0] += 1
+            if reads[0] == 500:
+                rig.clock.advance(0.95)
+
+    rig.table.before = freeze
+    return rig
+
+
+async def test_a_tick_whose_calls_take_exactly_the_stall_bound_is_not_itself_a_stall() -> None:
+    """The time a tick spent in its calls is held to the stall bound like the gap between ticks:
+    exactly the bound passes. The time is measured once on a probe run (the virtual clock makes
+    every run alike) and then used as the bound: that tick is no stall, and the gap from its
+    start to the next tick, one deadline later, is."""
+    probe = frozen_mid_call_rig(0.9)
+    await probe.run()
+    [trip] = probe.events(EventKind.TRIP)
+    spent = trip.data["gap_s"]
+    assert spent == pytest.approx(0.95)
+
+    at_bound = frozen_mid_call_rig(spent)
+    finished = await at_bound.run()
+    [trip] = at_bound.events(EventKind.TRIP)
+    assert finished.outcome is Outcome.TRIPPED and trip.data["trip"] == "stall"
+    assert trip.data["gap_s"] > spent and trip.data["gap_s"] == pytest.approx(0.96)
+    assert len(at_bound.samples) == len(probe.samples) == 499
 
 
 async def test_a_controlled_stop_ramps_to_zero_then_releases_and_keeps_the_first_reason() -> None:
@@ -617,9 +732,133 @@ async def test_an_emergency_release_wins_over_every_other_request_of_the_tick() 
 
 async def test_a_loop_runs_once() -> None:
     rig = Rig()
-    await rig.run()
-    with pytest.raises(RuntimeError, match="runs once"):
+    assert (rig.loop.outcome, rig.loop.reason, rig.loop.paused) == (None, "", False)  # not run
+    finished = await rig.run()
+    assert (rig.loop.outcome, rig.loop.reason) == (finished.outcome, finished.reason)
+    with pytest.raises(RuntimeError) as info:
         await rig.run()
+    assert str(info.value) == "a ControlLoop runs once; build a new one for the next session"
+
+
+async def test_a_hold_above_the_confirmation_force_starts_only_with_the_operators_confirmation() -> (
+    None
+):
+    """The loop checks its profile with the confirmation it was given: a hold 1 lbf above the
+    lumbar confirmation force runs to completion when the operator confirmed it, and is refused,
+    naming the rule, when the loop was not told of a confirmation."""
+    hold = f"{SHIPPED.confirm_force_n(Region.LUMBAR) / N_PER_LBF + 1:g} lbf"
+    confirmed = Rig(hold_force=hold)  # the rig's loop carries the operator's confirmation
+    finished = await confirmed.run()
+    assert finished.outcome is Outcome.COMPLETED
+    assert max(s.measured_n for s in confirmed.samples) > SHIPPED.confirm_force_n(Region.LUMBAR)
+    with pytest.raises(StartRefused) as info:
+        await Rig().bare_loop({"hold_force": hold}).run()
+    assert [r for r in info.value.reasons if "an operator must confirm it" in r], info.value.reasons
+
+
+async def test_a_table_silent_from_the_first_tick_trips_once_the_start_is_too_old() -> None:
+    """No reading ever arrives: the staleness bound runs from the start itself, so the trip comes
+    one bound after it, not never and not at once."""
+    rig = Rig()
+    rig.table.before = failing(
+        "read_state", TableTimeout("virtual-1", "no answer"), after=1, times=10**6
+    )
+    finished = await rig.run()
+    assert finished.outcome is Outcome.TRIPPED and finished.sample_count == 0
+    started = rig.records[0]
+    assert isinstance(started, Started)
+    [trip] = rig.events(EventKind.TRIP)
+    staleness = SHIPPED.supervisor.staleness_s
+    assert trip.data["trip"] == TripKind.MISSING
+    assert staleness < trip.data["age_s"] <= staleness + TICK + 1e-9
+    assert trip.t - started.t == pytest.approx(trip.data["age_s"])
+
+
+async def test_on_a_scaled_clock_a_readings_age_is_bounded_in_real_time_too() -> None:
+    """At x5 the shipped 0.5 s would be 100 ms of real time: the bound is 0.3 s of real time
+    (1.5 s of session time), recorded with the session and named in the trip."""
+    rig = Rig(scale=5.0)
+    rig.table.before = failing(
+        "read_state", TableTimeout("virtual-1", "no answer"), after=1, times=10**6
+    )
+    finished = await rig.run()
+    started = rig.records[0]
+    assert isinstance(started, Started) and started.extra["staleness_s"] == 1.5
+    assert finished.outcome is Outcome.TRIPPED
+    [trip] = rig.events(EventKind.TRIP)
+    tick = 5.0 / 50  # session seconds per tick at x5
+    assert 1.5 < trip.data["age_s"] <= 1.5 + tick + 1e-9
+    assert "(limit 1.5 s)" in trip.reason
+
+
+async def test_a_table_error_while_starting_is_the_reason_and_the_table_is_released() -> None:
+    rig = Rig()
+    rig.table.before = failing("start", TableTimeout("virtual-1", "start: no answer within 0.2 s"))
+    finished = await rig.run()
+    assert finished.outcome is Outcome.INTERRUPTED
+    assert finished.reason == "table error: table virtual-1: start: no answer within 0.2 s"
+    assert rig.model.released
+
+
+async def test_trips_speak_the_unit_the_loop_was_given() -> None:
+    """A clinic that works in kgf reads its trips in kgf (the record's figures stay in newtons)."""
+    rig = Rig()
+    loop = rig.bare_loop(stream=rig.stream, operator_confirmed=True, unit=ForceUnit.KGF)
+    holds = [0]
+
+    def jolt(record: Record) -> None:
+        if isinstance(record, Sample) and record.phase is Phase.HOLD:
+            holds[0] += 1
+            if holds[0] == 100:
+                rig.model.jolt(rig.clock.now(), 7 * N_PER_LBF)  # over 5 lbf, under 10
+
+    rig.stream.subscribe(type("Jolter", (), {"deliver": staticmethod(jolt)})())
+    finished = await loop.run()
+    assert finished.outcome is Outcome.TRIPPED and "exceeds target" in finished.reason
+    assert "kgf" in finished.reason and "lbf" not in finished.reason, finished.reason
+
+
+async def test_a_settings_change_before_the_start_is_refused_and_never_applied() -> None:
+    """Before the run has identified its table there is nothing to check a change against: it is
+    refused (not queued unchecked for the first tick), and the session runs its prescription."""
+    rig = Rig()
+    stronger = ForceProfile.from_dict({**SHORT, "hold_force": "250 lbf", "rest_force": "100 lbf"})
+    [refusal] = rig.loop.update_profile(stronger, operator_confirmed=True)
+    assert refusal == Violation(
+        "session",
+        "not started",
+        "running",
+        "the session has not started, so the change cannot be checked against its table; "
+        "change the prescription and start again instead",
+    )
+    assert refusal.blocking and rig.records == []
+    finished = await rig.run()
+    assert finished.outcome is Outcome.COMPLETED
+    assert max(s.target_n for s in rig.samples) == pytest.approx(40 * N_PER_LBF)
+    assert not rig.events(EventKind.SETTINGS_CHANGED)
+
+
+class Abandoned(BaseException):
+    """Not an Exception, like SystemExit: what the loop's catch-all for bugs lets through."""
+
+
+async def test_an_exit_before_the_first_tick_still_releases_and_records_why() -> None:
+    """Whatever ends the run between the start and the first tick, even something that is not
+    an Exception, the table is released and the record says the session ended before its first
+    tick; the exit itself goes on up."""
+    rig = Rig()
+
+    def exit_at_start(name: str) -> None:
+        if name == "start":
+            raise Abandoned
+
+    rig.table.before = exit_at_start
+    with pytest.raises(Abandoned):
+        await rig.run()
+    finished = rig.records[-1]
+    assert isinstance(finished, Finished) and finished.outcome is Outcome.INTERRUPTED
+    assert finished.reason == "ended before the first tick" and finished.sample_count == 0
+    assert rig.model.released and [n for n, _, _ in rig.table.calls][-1] == "stop"
 
 
 async def test_a_refused_start_publishes_nothing_and_writes_nothing() -> None:
@@ -883,11 +1122,11 @@ async def test_a_table_without_single_fault_features_is_refused_unless_its_model
         "it lacks a second, independent force channel, a force limit enforced by the table, a "
         "table-side sample counter, an operator stop input; allowed by safety.toml [single_fault]"
     )
-    assert warning.data["missing"] == bare.missing and "set_force_limit" not in [
-        n for n, _, _ in rig.table.calls
-    ]
+    assert warning.data == {"missing": bare.missing, "safety_features": bare.to_dict()}
+    assert "set_force_limit" not in [n for n, _, _ in rig.table.calls]
     started = rig.records[0]
     assert isinstance(started, Started) and started.extra["table_force_limit_n"] is None
+    assert warning.t == started.t  # recorded with the start, before any tick
 
 
 @pytest.mark.parametrize(
@@ -956,6 +1195,7 @@ async def test_the_start_record_holds_the_patient_the_confirmation_and_every_war
     assert started.profile == rig.loop.profile.to_dict() and started.limits == SHIPPED.to_dict()
     assert started.device == (await rig.table.identify()).to_dict()
     assert started.time_scale == 1.0 and started.table == "virtual-1"
+    assert started.run_id == rig.loop.run_id and started.wall == rig.clock.wall(started.t)
 
 
 def test_a_refused_rate_gives_its_period_and_wire_time_to_the_tenth_of_a_millisecond() -> None:
@@ -1133,6 +1373,30 @@ async def test_a_late_tick_while_stopping_is_caught_up_without_tripping_on_the_t
     stopping = [s for s in rig.samples if s.phase is Phase.STOPPING]
     drops = [a.target_n - b.target_n for a, b in zip(stopping, stopping[1:], strict=False)]
     assert max(drops) >= 7.9 * N_PER_LBF  # the catch-up happened in one tick
+
+
+async def test_the_lag_allowed_while_stopping_is_not_allowed_on_the_profiles_own_ramp_down() -> (
+    None
+):
+    """Only a stop may be judged against what was commanded in the last half second: on the
+    profile's own ramp from hold to rest the target is what is commanded now. A jolt of 8 lbf,
+    0.6 s into that ramp, is over the 5 lbf tolerance; measured against the half second before
+    (5 lbf higher at 10 lbf/s) it would pass."""
+    rig = Rig()
+    ramp_ticks: list[int] = [0]
+
+    def jolt_on_the_ramp_down(record: Record) -> None:
+        if isinstance(record, Sample) and record.phase is Phase.RAMP_DOWN:
+            ramp_ticks[0] += 1
+            if ramp_ticks[0] == 30:
+                rig.model.jolt(rig.clock.now(), 8 * N_PER_LBF)
+
+    rig.stream.subscribe(type("Jolter", (), {"deliver": staticmethod(jolt_on_the_ramp_down)})())
+    finished = await rig.run()
+    assert finished.outcome is Outcome.TRIPPED and "exceeds target" in finished.reason, (
+        finished.reason
+    )
+    assert rig.samples[-1].phase is Phase.RAMP_DOWN
 
 
 async def test_a_table_pulling_harder_while_stopping_still_trips_over_target() -> None:
