@@ -108,6 +108,7 @@ class Recorder:
         self._finishing = False
         self._late: list[NumberedEvent] = []  # own warnings raised after Finished was journalled
         self._write_wake = asyncio.Event()
+        self._journal_lock = asyncio.Lock()
         self._ingest_wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._finished: asyncio.Future[str] | None = None
@@ -263,21 +264,24 @@ class Recorder:
             self._ingest_wake.set()
 
     async def _write_journal(self) -> bool:
-        """Put what is queued on disk; True when nothing is left queued."""
-        journal = self._journal
-        if journal is None or journal.closed:  # not begun, or sealed and removed
+        """Put what is queued on disk; True when nothing is left queued. One write at a time
+        (the ingest writes what is left once the writer has stopped), so records reach the
+        disk in the order they were taken."""
+        async with self._journal_lock:
+            journal = self._journal
+            if journal is None or journal.closed:  # not begun, or sealed and removed
+                return True
+            data = journal.take()
+            if not data:
+                return True
+            try:
+                await asyncio.to_thread(journal.write, data)
+            except OSError as exc:
+                journal.put_back(data)
+                self._journal_trouble(f"the session's journal cannot be written: {exc}")
+                return False
+            self._ingest_wake.set()
             return True
-        data = journal.take()
-        if not data:
-            return True
-        try:
-            await asyncio.to_thread(journal.write, data)
-        except OSError as exc:
-            journal.put_back(data)
-            self._journal_trouble(f"the session's journal cannot be written: {exc}")
-            return False
-        self._ingest_wake.set()
-        return True
 
     async def _run_ingest(self) -> None:
         while True:
@@ -285,10 +289,16 @@ class Recorder:
                 await asyncio.wait_for(self._ingest_wake.wait(), self._interval)
             self._ingest_wake.clear()
             writer_done = self._writer_done  # read before ingesting: all it wrote is on disk
+            if writer_done and self._sink is None:
+                # The writer stops once closing has put everything on disk; a warning of the
+                # recorder's own raised since (an outage while closing) would stay in memory.
+                await self._write_journal()
             caught_up = await self._ingest()
             if self._finished is not None and self._finished.done():
                 return
             if self._closing and writer_done and caught_up:
+                if self._sink is None and self._delivered > self._stored:
+                    continue  # warnings of its own raised in this pass: store them first
                 self._let_go()
                 return
 
@@ -339,7 +349,7 @@ class Recorder:
         write = asyncio.ensure_future(asyncio.to_thread(self._write, batch))
         done, _ = await asyncio.wait({write}, timeout=self._stall_after)
         if not done:
-            self._stalled("the database has not answered a write")
+            self._stalled(f"the database has not answered a write within {self._stall_after:g} s")
         try:
             await write
         except Exception as exc:  # a dropped, failing or refusing database: retry later

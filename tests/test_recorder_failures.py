@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from conftest_db import make_started
+from structlog.testing import capture_logs
 
 from devices.contract import StopKind
 from devices.records import Finished, Outcome, Phase, Sample
@@ -98,3 +99,53 @@ async def test_a_failing_stop_request_never_breaks_delivery(
         recorder.deliver(Finished(run, 4.0, started.wall, Outcome.STOPPED, "disk full", 200))
         await asyncio.wait_for(recorder.wait_finished(), 60)
     assert store.sample_count(run) == 200 and verify(store, run).ok
+
+
+async def test_closing_while_the_journal_cannot_be_written_waits_until_it_can(
+    store: Store, context: SessionContext, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The loop is gone (no Finished) and the recorder is closed while its disk refuses the
+    journal: close() keeps trying until the disk takes the records, so every one of them is on
+    disk for recovery and in the store, none left behind in memory."""
+    disk = DiskFull(monkeypatch, failures=3)
+    started = make_started()
+    run = started.run_id
+    recorder = Recorder(store, context, lambda *_: None, journal_dir=tmp_path / "j")
+    recorder.start()
+    recorder.deliver(started)
+    for i in range(50):
+        recorder.deliver(Sample(run, i, i * 0.02, 300.0, 299.0, Phase.HOLD, 1))
+    await asyncio.wait_for(recorder.close(), 60)
+    assert disk.refused == 3 and recorder.stats().journal_failed
+    assert [s.seq for s in store.iter_samples(run)] == list(range(50))
+    assert len(journals(tmp_path / "j")) == 1  # kept for the next start to recover
+
+
+@pytest.mark.parametrize(("published", "told"), [(11, True), (10, False)], ids=["short", "whole"])
+async def test_a_loop_that_published_more_samples_than_arrived_is_told_to_the_operator(
+    store: Store, context: SessionContext, tmp_path: Path, published: int, told: bool
+) -> None:
+    """The record keeps the samples it holds (its count is what it stored, never the loop's
+    claim), and the operator log says when the two differ, with both counts: a sample lost
+    between the loop and the journal must be seen, not papered over. All 10 arrived: nothing
+    is said."""
+    started = make_started()
+    run = started.run_id
+    with capture_logs() as logs:
+        async with Recorder(
+            store, context, lambda *_: None, journal_dir=tmp_path / "j"
+        ) as recorder:
+            recorder.deliver(started)
+            for i in range(10):
+                recorder.deliver(Sample(run, i, i * 0.02, 300.0, 299.0, Phase.HOLD, 1))
+            recorder.deliver(Finished(run, 1.0, started.wall, Outcome.COMPLETED, "done", published))
+            await asyncio.wait_for(recorder.wait_finished(), 60)
+    assert store.get_session(run).sample_count == 10 and verify(store, run).ok
+    differ = [e for e in logs if "sample count" in str(e["event"])]
+    expected = {
+        "event": "stored sample count differs from the loop's",
+        "log_level": "warning",
+        "stored": 10,
+        "published": published,
+    }
+    assert differ == ([expected] if told else [])

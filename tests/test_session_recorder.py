@@ -20,7 +20,7 @@ from conftest_db import make_started
 
 from devices.clock import ScaledClock
 from devices.contract import StopKind
-from devices.records import Event, EventKind, Finished, Outcome, Phase, Sample
+from devices.records import Event, EventKind, Finished, Outcome, Phase, Sample, Started
 from devices.stream import Stream
 from session.facts import facts_for
 from session.facts import load as load_facts
@@ -90,6 +90,12 @@ class WriteLock:
             self._conn.rollback()
             self._conn.close()
             self._engine.dispose()
+
+
+def rename(engine: sa.Engine, old: str, new: str) -> None:
+    """Rename a table of the store: a write to the old name then fails, as in an outage."""
+    with engine.begin() as conn:
+        conn.exec_driver_sql(f"ALTER TABLE {old} RENAME TO {new}")
 
 
 class Starvation:
@@ -203,7 +209,10 @@ async def test_database_stall_keeps_ticks_on_time_and_loses_nothing(
     )
     assert seqs(store, run) == list(range(ticks))
     warnings = [e.reason for e in store.iter_events(run) if e.kind == EventKind.WARNING]
-    assert any("has not answered" in w for w in warnings), warnings
+    assert (
+        "the database has not answered a write within 1 s; records wait in the journal until "
+        "it is back" in warnings
+    ), warnings
     assert any("database back after" in w for w in warnings), warnings
     assert stats.stalls == 1 and stops.calls == []
     assert verify(store, run).ok
@@ -411,16 +420,41 @@ async def test_a_batch_of_one_and_the_longest_flush_interval_still_store_everyth
     assert store.get_session(run).seal_digest == digest and journals(journal_dir) == []
 
 
+async def test_the_recorders_tasks_are_named_for_whoever_reads_a_task_dump(
+    store: Store, context: SessionContext, journal_dir: Path
+) -> None:
+    """A hung shutdown or an asyncio debug dump lists tasks by name: the recorder's say what
+    they are (with a journal sink, the treatment process writes the journal: no writer task)."""
+
+    def ours() -> list[str]:
+        return sorted(t.get_name() for t in asyncio.all_tasks() if "session-" in t.get_name())
+
+    async with Recorder(store, context, StopRequests(), journal_dir=journal_dir):
+        assert ours() == ["session-ingest", "session-journal"]
+    sink = Recorder(
+        store, context, StopRequests(), journal_dir=journal_dir, journal_sink=lambda *_: None
+    )
+    async with sink:
+        assert ours() == ["session-ingest"]
+
+
+async def test_closing_a_recorder_that_never_started_nor_opened_a_journal_does_nothing(
+    store: Store, context: SessionContext, journal_dir: Path
+) -> None:
+    recorder = Recorder(store, context, StopRequests(), journal_dir=journal_dir)
+    await recorder.close()
+    assert recorder.journal_path is None and journals(journal_dir) == []
+
+
 def test_a_record_before_started_is_a_bug_said_plainly(
     store: Store, context: SessionContext, journal_dir: Path
 ) -> None:
     recorder = Recorder(
         store, context, StopRequests(), journal_dir=journal_dir, stall_warning_after=SLOW
     )
-    with pytest.raises(
-        RuntimeError, match="the recorder got a record before its session's Started"
-    ):
+    with pytest.raises(RuntimeError) as info:
         recorder.deliver(Sample("run", 0, 0.0, 1.0, 1.0, Phase.HOLD))
+    assert str(info.value) == "the recorder got a record before its session's Started"
 
 
 async def test_a_journal_made_up_front_for_a_session_that_never_starts_is_removed(
@@ -500,10 +534,6 @@ async def test_two_outages_are_two_stalls_and_warnings_after_the_end_precede_the
     is one stall with its two warnings, and those of the second are stored with the session's
     events before its outcome is written and sealed."""
 
-    def tables(old: str, new: str) -> None:
-        with engine.begin() as conn:
-            conn.exec_driver_sql(f"ALTER TABLE {old} RENAME TO {new}")
-
     started = make_started()
     run = started.run_id
     recorder = Recorder(
@@ -512,18 +542,18 @@ async def test_two_outages_are_two_stalls_and_warnings_after_the_end_precede_the
     async with recorder:
         recorder.deliver(started)
         await _until(lambda: recorder.stats().buffered == 0, "the session row")
-        tables("samples", "samples_away")
+        rename(engine, "samples", "samples_away")
         for i in range(10):
             recorder.deliver(Sample(run, i, i * 0.02, 100.0, 99.0, Phase.HOLD))
         await _until(lambda: recorder.stats().stalls == 1, "the first outage")
-        tables("samples_away", "samples")
+        rename(engine, "samples_away", "samples")
         await _until(lambda: recorder.stats().buffered == 0, "the first samples and warnings")
-        tables("samples", "samples_away")
+        rename(engine, "samples", "samples_away")
         for i in range(10, 20):
             recorder.deliver(Sample(run, i, i * 0.02, 100.0, 99.0, Phase.HOLD))
         recorder.deliver(Finished(run, 0.5, started.wall, Outcome.COMPLETED, "ok", 20))
         await _until(lambda: recorder.stats().stalls == 2, "the second outage")
-        tables("samples_away", "samples")
+        rename(engine, "samples_away", "samples")
         digest = await asyncio.wait_for(recorder.wait_finished(), 30)
     assert recorder.stats() == RecorderStats(0, 20, 2, False, True)
     events = list(store.iter_events(run))
@@ -539,11 +569,97 @@ async def test_two_outages_are_two_stalls_and_warnings_after_the_end_precede_the
         assert set(lost.data) == {"waiting"} and lost.data["waiting"] >= 10
         assert back.reason.startswith("database back after ")
         assert back.reason.endswith(" s; waiting records written")
-        assert set(back.data) == {"away_s", "waiting"} and back.data["away_s"] > 0
+        assert set(back.data) == {"away_s", "waiting"}
+        away_s = back.data["away_s"]
+        assert 0 < away_s < 60 and round(away_s, 3) == away_s  # to the millisecond
     row = store.get_session(run)
     assert (row.outcome, row.sample_count, row.event_count) == ("completed", 20, 4)
     assert row.seal_digest == digest and verify(store, run).ok
     assert seqs(store, run) == list(range(20))
+
+
+async def test_a_failed_write_of_the_late_warnings_is_recorded_with_them(
+    engine: sa.Engine, store: Store, context: SessionContext, journal_dir: Path
+) -> None:
+    """Warnings raised after ``Finished`` are written just before the outcome, and the record
+    stays open until then: when writing those warnings fails too, the failure's own warning
+    joins them, in order, and all three are sealed with the session."""
+
+    started = make_started()
+    run = started.run_id
+    recorder = Recorder(
+        store, context, StopRequests(), journal_dir=journal_dir, stall_warning_after=SLOW
+    )
+    async with recorder:
+        recorder.deliver(started)
+        await _until(lambda: recorder.stats().buffered == 0, "the session row")
+        rename(engine, "samples", "samples_away")
+        rename(engine, "events", "events_away")
+        for i in range(10):
+            recorder.deliver(Sample(run, i, i * 0.02, 100.0, 99.0, Phase.HOLD))
+        recorder.deliver(Finished(run, 0.5, started.wall, Outcome.COMPLETED, "ok", 10))
+        await _until(lambda: recorder.stats().stalls == 1, "the samples' outage")
+        rename(engine, "samples_away", "samples")
+        await _until(lambda: recorder.stats().stalls == 2, "the late warnings' failed write")
+        rename(engine, "events_away", "events")
+        digest = await asyncio.wait_for(recorder.wait_finished(), 30)
+    events = list(store.iter_events(run))
+    assert [e.seq for e in events] == [0, 1, 2], [(e.reason, e.t) for e in events]
+    assert events[0].reason.startswith("database write failed: ")
+    assert events[1].reason.startswith("database back after ")
+    assert events[2].reason.startswith("database write failed: ")
+    assert [e.t for e in events] == [0.5, 0.5, 0.5]  # the last record's time
+    row = store.get_session(run)
+    assert (row.outcome, row.sample_count, row.event_count) == ("completed", 10, 3)
+    assert row.seal_digest == digest and verify(store, run).ok
+
+
+@pytest.mark.parametrize("sink", [False, True], ids=["own-journal", "treatment-journals"])
+async def test_closing_while_the_database_is_away_waits_for_it_and_stores_everything(
+    engine: sa.Engine, store: Store, context: SessionContext, journal_dir: Path, sink: bool
+) -> None:
+    """The loop is gone (no Finished) and the recorder is closed while its samples cannot be
+    stored: close() waits for the database rather than leave them to the next start, whether it
+    writes the journal itself or a treatment process does (a journal sink). Its own warnings of
+    the outage, raised after its journal's writer stopped, are kept too."""
+    started = make_started()
+    run = started.run_id
+    handed: list[str] = []
+    recorder = Recorder(
+        store,
+        context,
+        StopRequests(),
+        journal_dir=journal_dir,
+        stall_warning_after=SLOW,
+        journal_sink=(lambda reason, data: handed.append(reason)) if sink else None,
+    )
+    writer: JournalWriter | None = None
+    if sink:
+        path = recorder.open_journal(run)
+        writer = JournalWriter(path, recorder.journal_fd())  # as the treatment process does
+
+    def record(item: Started | Sample) -> None:
+        recorder.deliver(item)
+        if writer is not None:
+            writer.append(item)
+            writer.write(writer.take())
+
+    recorder.start()
+    record(started)
+    await _until(lambda: recorder.stats().buffered == 0, "the session row")
+    rename(engine, "samples", "samples_away")
+    for i in range(10):
+        record(Sample(run, i, i * 0.02, 100.0, 99.0, Phase.HOLD))
+    closing = asyncio.create_task(recorder.close())
+    await _until(lambda: recorder.stats().stalls == 1, "the outage")
+    await asyncio.sleep(0.5)  # a few retries, all failing
+    assert not closing.done(), "close() gave up while the database was away"
+    rename(engine, "samples_away", "samples")
+    await asyncio.wait_for(closing, 30)
+    assert seqs(store, run) == list(range(10)) and recorder.stats().buffered == 0
+    reasons = handed if sink else [e.reason for e in store.iter_events(run)]
+    assert len(reasons) == 2 and reasons[0].startswith("database write failed: ")
+    assert reasons[1].startswith("database back after ")
 
 
 async def test_a_journal_that_cannot_be_made_refuses_the_session_and_asks_for_a_stop_once(
@@ -588,10 +704,6 @@ async def test_an_outage_when_the_outcome_is_written_keeps_its_warning_and_retri
     in memory and fails too while the table is away, and both are stored, the warning first, once
     it is back. The warning that it is back comes after the outcome: it is only logged."""
 
-    def tables(old: str, new: str) -> None:
-        with engine.begin() as conn:
-            conn.exec_driver_sql(f"ALTER TABLE {old} RENAME TO {new}")
-
     started = make_started()
     run = started.run_id
     recorder = Recorder(
@@ -602,12 +714,12 @@ async def test_an_outage_when_the_outcome_is_written_keeps_its_warning_and_retri
         for i in range(5):
             recorder.deliver(Sample(run, i, i * 0.02, 100.0, 99.0, Phase.HOLD))
         await _until(lambda: recorder.stats().buffered == 0, "the samples")
-        tables("events", "events_away")
+        rename(engine, "events", "events_away")
         recorder.deliver(Finished(run, 0.5, started.wall, Outcome.COMPLETED, "ok", 5))
         await _until(lambda: recorder.stats().stalls == 1, "the failed outcome")
         await asyncio.sleep(0.6)  # more retries, the warning's among them, while it is away
         assert store.get_session(run).outcome is None
-        tables("events_away", "events")
+        rename(engine, "events_away", "events")
         digest = await asyncio.wait_for(recorder.wait_finished(), 30)
     [warning] = list(store.iter_events(run))
     assert warning.kind == EventKind.WARNING and warning.seq == 0 and warning.t == 0.5
@@ -661,16 +773,12 @@ async def test_a_seal_whose_facts_cannot_be_stored_is_kept_and_the_facts_come_la
     so sealing fails (one stall); the retry finds the seal stored and keeps it, and the facts are
     computed when first asked for."""
 
-    def tables(old: str, new: str) -> None:
-        with engine.begin() as conn:
-            conn.exec_driver_sql(f"ALTER TABLE {old} RENAME TO {new}")
-
     started = make_started()
     run = started.run_id
     recorder = Recorder(
         store, context, StopRequests(), journal_dir=journal_dir, stall_warning_after=SLOW
     )
-    tables("session_facts", "session_facts_away")
+    rename(engine, "session_facts", "session_facts_away")
     try:
         async with recorder:
             recorder.deliver(started)
@@ -678,7 +786,7 @@ async def test_a_seal_whose_facts_cannot_be_stored_is_kept_and_the_facts_come_la
             recorder.deliver(Finished(run, 0.5, started.wall, Outcome.COMPLETED, "ok", 1))
             digest = await asyncio.wait_for(recorder.wait_finished(), 30)
     finally:
-        tables("session_facts_away", "session_facts")
+        rename(engine, "session_facts_away", "session_facts")
     assert recorder.stats() == RecorderStats(0, 1, 1, False, True)
     row = store.get_session(run)
     assert row.seal_digest == digest and verify(store, run).ok
@@ -711,10 +819,6 @@ async def test_with_another_process_writing_the_journal_the_recorders_warnings_g
     started = make_started()
     run = started.run_id
 
-    def tables(old: str, new: str) -> None:
-        with engine.begin() as conn:
-            conn.exec_driver_sql(f"ALTER TABLE {old} RENAME TO {new}")
-
     recorder = Recorder(
         store,
         context,
@@ -730,14 +834,14 @@ async def test_with_another_process_writing_the_journal_the_recorders_warnings_g
         writer.append(started)
         writer.write(writer.take())
         await _until(lambda: recorder.stats().buffered == 0, "the session's row")
-        tables("samples", "samples_away")
+        rename(engine, "samples", "samples_away")
         for i in range(5):
             sample = Sample(run, i, i * 0.02, 100.0, 99.0, Phase.HOLD)
             recorder.deliver(sample)
             writer.append(sample)
         writer.write(writer.take())
         await _until(lambda: recorder.stats().stalls == 1, "the failed write")
-        tables("samples_away", "samples")
+        rename(engine, "samples_away", "samples")
         await _until(lambda: recorder.stats().buffered == 0, "the samples")
     [(away, away_data), (back, back_data)] = handed
     assert away.startswith("database write failed: ") and away.endswith(
