@@ -12,11 +12,13 @@ be, and a late reply is still a trip, never a pull.
 
 from __future__ import annotations
 
-from devices.priority import run_at_niceness
+from devices.priority import run_at_niceness, run_in_real_time
 
 # The treatment process's niceness (session.treatment_process.Order.niceness): equal, not higher,
 # so neither side of the wire starves the other.
 TABLE_NICENESS = -10
+# ... and its real-time priority (Order.real_time_priority), for the same reason.
+TABLE_REAL_TIME_PRIORITY = 10
 
 
 # The threads that share the interpreter with a simulated table (those of the process that opened
@@ -26,9 +28,17 @@ TABLE_NICENESS = -10
 BESIDE_A_TABLE_NICENESS = -5
 
 
-def answer_like_a_table(niceness: int = TABLE_NICENESS) -> bool:
-    """Serve simulated tables from this thread (and the threads it starts) at ``niceness``."""
-    return run_at_niceness(niceness)
+def answer_like_a_table(niceness: int = TABLE_NICENESS, real_time: bool = False) -> bool:
+    """Serve simulated tables from this thread (and the threads it starts) at ``niceness`` and,
+    if asked and the system allows it, in real time at the treatment's priority. Ask only for a
+    thread that does nothing but answer tables on a x1 clock (a process of its own), as the
+    treatment process runs in real time only then: a scaled clock's tables answer ``scale`` times
+    as often, and a thread shared with other work would hold a core for that work too. Returns
+    whether the thread runs at ``niceness`` or higher."""
+    held = run_at_niceness(niceness)
+    if real_time:
+        run_in_real_time(TABLE_REAL_TIME_PRIORITY)
+    return held
 
 
 def share_with_a_table() -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Iterator
 
@@ -17,8 +18,10 @@ pytest_plugins = ["conftest_db"]  # database fixtures (SQLite and PostgreSQL)
 # A worker hosts simulated tables beside the code under test, on threads it starts at any point
 # (a test's own, an app's server, a command run in-process). All of them share the interpreter
 # lock with the simulator, so all run, from the start, where traction/tables.py raises the thread
-# that opens a table: above ordinary programs, below the treatment processes.
-share_with_a_table()
+# that opens a table: above ordinary programs, below the treatment processes. A run started below
+# ordinary programs on purpose (.ci/mutation runs at nice 19) stays there.
+if os.getpriority(os.PRIO_PROCESS, 0) <= 0:
+    share_with_a_table()
 
 
 @pytest.hookimpl(trylast=True)

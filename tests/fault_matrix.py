@@ -84,7 +84,9 @@ HEARTBEAT_TIMEOUT_S = 1.0  # configs/safety.toml [supervisor] heartbeat_timeout_
 WATCHDOG_MARGIN_S = 0.5  # one more heartbeat period on the slowest wire, and a loaded machine
 JOLT_N = 20 * N_PER_LBF  # traction.faults "jolt": the patient moves, +20 lbf at once
 DB_STALL_S = 3.0
-SHORT_FREEZE_S = 0.8  # under max_stall_s (0.9 s) and the table's 1 s watchdog
+# Under max_stall_s (0.9 s) and the table's 1 s watchdog with room for a loaded machine: the gap
+# the loop sees is the freeze plus up to one tick (0.2 s at 5 Hz), 0.2 s under the stall bound.
+SHORT_FREEZE_S = 0.5
 LONG_FREEZE_S = 5.0  # far past both
 MOTOR_SLEW_N_PER_S = TableSpec().slew_n_per_s  # how fast a runaway motor raises the tension
 # The steepest rise of the truth over any half second after a host freeze, against the ramp rate:
@@ -225,9 +227,9 @@ FAULT_CLASSES = {
             "under the stall bound (0.9 s) and the table's 1 s watchdog the treatment goes on: the "
             "target ramps on at one tick's ramp per tick (no step), the overrun is recorded; the "
             "SIGTERM that ends it 1 s later releases within the watchdog's 1 s. The gap the loop "
-            "sees is the freeze plus up to one tick (it may be asleep toward its next deadline), "
-            "so at 10 Hz and 5 Hz it may pass 0.9 s: then the stall trips at the thaw, and the "
-            "1 s runs from the thaw",
+            "sees is the freeze plus up to one tick (it may be asleep toward its next deadline): "
+            "0.7 s at most at 5 Hz, so a stall trip means the machine held the loop 0.2 s more; "
+            "then the 1 s runs from the thaw",
         ),
         FaultClass(
             "host-freeze-long",

@@ -12,7 +12,7 @@ import threading
 import pytest
 
 from session.treatment_process import Order
-from simulators.priority import TABLE_NICENESS, answer_like_a_table
+from simulators.priority import TABLE_NICENESS, TABLE_REAL_TIME_PRIORITY, answer_like_a_table
 
 
 def niceness_in_a_thread(before: int | None) -> tuple[bool, int]:
@@ -39,6 +39,37 @@ def niceness_in_a_thread(before: int | None) -> tuple[bool, int]:
 
 def test_the_table_and_the_treatment_share_one_priority() -> None:
     assert Order.__dataclass_fields__["niceness"].default == TABLE_NICENESS
+    assert Order.__dataclass_fields__["real_time_priority"].default == TABLE_REAL_TIME_PRIORITY
+
+
+def scheduling_in_a_thread(before: int | None, real_time: bool = True) -> tuple[int, int]:
+    """Call answer_like_a_table() in a new thread, first put in real time at ``before`` if
+    given; return the thread's policy and real-time priority after."""
+    seen: dict[str, int] = {}
+
+    def run() -> None:
+        if before is not None:
+            os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(before))
+        answer_like_a_table(real_time=real_time)
+        seen["policy"], seen["priority"] = os.sched_getscheduler(0), os.sched_getparam(0)[0]
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join()
+    return seen["policy"], seen["priority"]
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only a privileged process may use real time")
+def test_a_simulated_table_answers_in_real_time_never_below_a_priority_it_had() -> None:
+    """Real-time scheduling is per thread too: the simulator's thread gets it, this one does not.
+    Only when asked: a thread shared with other work, or serving a scaled clock, keeps its policy."""
+    assert scheduling_in_a_thread(None, real_time=False) == (os.SCHED_OTHER, 0)
+    assert scheduling_in_a_thread(None) == (os.SCHED_FIFO, TABLE_REAL_TIME_PRIORITY)
+    assert scheduling_in_a_thread(TABLE_REAL_TIME_PRIORITY + 5) == (
+        os.SCHED_FIFO,
+        TABLE_REAL_TIME_PRIORITY + 5,
+    )
+    assert os.sched_getscheduler(0) == os.SCHED_OTHER
 
 
 def test_a_simulated_table_is_served_at_the_treatment_priority_and_never_lowered() -> None:
@@ -73,3 +104,56 @@ def test_a_treatment_process_sets_its_priority_it_does_not_add_to_its_parents(
     if out == "unprivileged":
         pytest.skip("this process may not raise its priority")
     assert int(out) == after
+
+
+AHEAD = """
+import sys
+from session.treatment_process import run_ahead
+print(run_ahead(float(sys.argv[1]), int(sys.argv[2])))
+"""
+
+
+@pytest.mark.parametrize(
+    ("time_scale", "priority", "real_time"), [(1.0, 10, True), (4.0, 10, False), (1.0, 0, False)]
+)
+def test_a_treatment_runs_in_real_time_only_on_a_real_time_clock_and_says_how_it_runs(
+    time_scale: float, priority: int, real_time: bool
+) -> None:
+    out = subprocess.run(
+        [sys.executable, "-c", AHEAD, str(time_scale), str(priority)],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    if real_time and os.geteuid() == 0:
+        assert out == f"real-time (FIFO {priority})"
+    else:  # a scaled clock, none asked for, or refused: the record says what it got instead
+        assert out.startswith("niceness ")
+
+
+LEAVE = """
+import os, threading
+os.setpriority(os.PRIO_PROCESS, 0, -10)
+os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(10))
+from devices.priority import leave_real_time
+seen = {}
+go = threading.Event()
+def worker():
+    go.wait()
+    seen["policy"], seen["nice"] = os.sched_getscheduler(0), os.getpriority(os.PRIO_PROCESS, 0)
+thread = threading.Thread(target=worker)
+thread.start()
+leave_real_time()
+go.set()
+thread.join()
+print(os.sched_getscheduler(0), os.getpriority(os.PRIO_PROCESS, 0), seen["policy"], seen["nice"])
+"""
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only a privileged process may use real time")
+def test_leaving_real_time_puts_every_thread_back_and_keeps_their_niceness() -> None:
+    """A treatment leaves real time once its loop has ended: its threads too (they inherited it)."""
+    out = subprocess.run(
+        [sys.executable, "-c", LEAVE], capture_output=True, text=True, check=True
+    ).stdout.split()
+    assert out == [str(os.SCHED_OTHER), "-10", str(os.SCHED_OTHER), "-10"]

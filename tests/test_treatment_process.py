@@ -29,9 +29,10 @@ from devices.limits import blocking
 from devices.profiles import Region
 from devices.records import EventKind, Outcome
 from session.journal import journals
-from session.runner import Treatment
+from session.runner import Treatment, TreatmentResult
 from session.seal import verify
 from session.store import SessionContext, Store
+from session.treatment_process import Order
 from simulators.modbus_server import start_tcp_simulator
 from simulators.physics import TableModel
 from traction.context import claim_workstation
@@ -48,11 +49,29 @@ def truth(model: TableModel, clock: ScaledClock) -> float:
     return model.tension_n
 
 
-async def until(condition: Callable[[], bool], what: str, within: float = 30.0) -> None:
+async def until(
+    condition: Callable[[], bool],
+    what: str,
+    within: float = 30.0,
+    treatment: asyncio.Task[TreatmentResult] | None = None,
+) -> None:
+    """Wait for ``condition``; fail after ``within`` s, or at once if ``treatment`` has ended
+    (saying how it ended, rather than waiting out the deadline for a session that is over)."""
     deadline = time.monotonic() + within
     while not condition():
+        if treatment is not None and treatment.done():
+            raise AssertionError(f"the treatment ended before {what}: {how_it_ended(treatment)}")
         assert time.monotonic() < deadline, f"timed out after {within} s waiting for {what}"
         await asyncio.sleep(0.02)
+
+
+def how_it_ended(treatment: asyncio.Task[TreatmentResult]) -> str:
+    if treatment.cancelled():
+        return "cancelled"
+    if (error := treatment.exception()) is not None:
+        return f"{type(error).__name__}: {error}"
+    finished = treatment.result().finished
+    return f"{finished.outcome.value}: {finished.reason} ({finished.sample_count} samples)"
 
 
 def treatment_on(
@@ -69,7 +88,7 @@ def treatment_on(
         long_static_profile(),
         store.get_patient(context.patient_id),
         context,
-        limits_at(SCALE),
+        limits_at(clock.scale),
         clock,
         journal_dir,
         memory_limit_bytes=memory_limit_bytes,
@@ -97,10 +116,11 @@ async def test_a_session_runs_in_a_process_of_its_own_and_the_controls_reach_the
         model = opened.models[1]
         treatment = treatment_on(opened, store, context, clock, tmp_path)
         task = asyncio.create_task(treatment.run())
-        await until(lambda: model.tension_n > 0.9 * HOLD_N, "the hold")
+        await until(lambda: model.tension_n > 0.9 * HOLD_N, "the hold", treatment=task)
         pid = treatment.loop.pid
         assert pid is not None and pid != os.getpid()
         assert "session.treatment_process" in command_line(pid)
+        assert os.sched_getscheduler(pid) == os.SCHED_OTHER  # a scaled clock: no real time
 
         lower = replace(long_static_profile(), hold_force_n=HOLD_N - 60.0)
         assert not blocking(await treatment.loop.update_profile(lower, reason="test: lower"))
@@ -126,9 +146,35 @@ async def test_a_session_runs_in_a_process_of_its_own_and_the_controls_reach_the
         assert kinds.count(kind) == 1, kind
     reasons = [e.reason for e in store.iter_events(result.session_id)]
     assert any(r.startswith("settings change refused (test: region)") for r in reasons)
-    assert store.get_session(result.session_id).outcome_reason == "test: stop"
+    session = store.get_session(result.session_id)
+    assert session.outcome_reason == "test: stop"
+    assert session.settings["extra"]["scheduling"].startswith("niceness ")
     assert verify(store, result.session_id).ok
     assert journals(tmp_path) == []
+
+
+async def test_on_a_real_time_clock_the_treatment_runs_in_real_time_and_the_record_says_so(
+    store: Store, context: SessionContext, tmp_path: Path
+) -> None:
+    """At x1 (every real table) the treatment process runs under SCHED_FIFO where the system
+    allows it, ahead of every ordinary thread, and the session's settings say how it ran."""
+    clock = ScaledClock(1.0)
+    async with open_table("sim://lumbar", clock) as opened:
+        treatment = treatment_on(opened, store, context, clock, tmp_path)
+        task = asyncio.create_task(treatment.run())
+        await until(lambda: opened.models[1].running, "the ramp", treatment=task)
+        pid = treatment.loop.pid
+        assert pid is not None
+        policy, priority = os.sched_getscheduler(pid), os.sched_getparam(pid).sched_priority
+        treatment.loop.release("test: seen")
+        result = await asyncio.wait_for(task, 60)
+    scheduling = store.get_session(result.session_id).settings["extra"]["scheduling"]
+    if os.geteuid() == 0:  # allowed here
+        assert (policy, priority) == (os.SCHED_FIFO, Order.real_time_priority)
+    if policy == os.SCHED_FIFO:
+        assert scheduling == f"real-time (FIFO {priority})"
+    else:  # refused: not an error, and the record says what it got
+        assert scheduling.startswith("niceness ")
 
 
 async def test_kill_9_of_the_treatment_process_releases_the_table_and_records_it_interrupted(
@@ -139,7 +185,7 @@ async def test_kill_9_of_the_treatment_process_releases_the_table_and_records_it
         model = opened.models[1]
         treatment = treatment_on(opened, store, context, clock, tmp_path)
         task = asyncio.create_task(treatment.run())
-        await until(lambda: model.tension_n > 0.9 * HOLD_N, "the hold")
+        await until(lambda: model.tension_n > 0.9 * HOLD_N, "the hold", treatment=task)
         await asyncio.sleep(0.6)  # more than two journal flushes into the hold
         pid = treatment.loop.pid
         assert pid is not None
@@ -219,7 +265,7 @@ async def test_a_treatment_process_out_of_memory_ends_and_the_table_is_released(
         model = opened.models[1]
         treatment = treatment_on(opened, store, context, clock, tmp_path, 600 << 20)
         task = asyncio.create_task(treatment.run())
-        await until(lambda: model.tension_n > 0.9 * HOLD_N, "the hold")
+        await until(lambda: model.tension_n > 0.9 * HOLD_N, "the hold", treatment=task)
         pid = treatment.loop.pid
         assert pid is not None
         size, limit = address_space(pid)

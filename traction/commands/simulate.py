@@ -119,7 +119,7 @@ async def _serve(
     as_json: bool,
 ) -> None:
     served: list[Served] = []
-    answer_like_a_table()
+    answer_like_a_table(real_time=clock.scale == 1.0)  # a process of its own, answering tables only
     async with contextlib.AsyncExitStack() as stack:
 
         def new_model(index: int) -> TableModel:
