@@ -59,8 +59,12 @@ PROFILE = ForceProfile.from_dict(
     }
 )
 
+# The simulators stand in for tables, whose firmware has a processor of its own: they answer at a
+# table's priority (simulators/priority.py), as the treatment processes run, for both sides alike.
 SERVE = """
 import asyncio, sys
+from simulators.priority import answer_like_a_table
+answer_like_a_table(real_time=True)
 from devices.clock import ScaledClock
 from simulators.modbus_server import start_tcp_simulator
 from simulators.physics import TableModel, TableSpec
