@@ -23,6 +23,8 @@ from traction.settings import Settings
 CHROMIUM = (
     os.environ.get("TRACTION_TEST_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
 )
+AS_A_USER = Path(__file__).with_name("chromium_as_a_user")
+"""Starts ``CHROMIUM`` unable to raise its own priority (the script says why)."""
 PASSWORD = "a long clinic passphrase"
 TIMEOUT_MS = 30_000
 EXPECT_MS = 20_000
@@ -92,12 +94,14 @@ def started_as_a_user() -> Iterator[None]:
 @contextlib.contextmanager
 def chromium() -> Iterator[Browser]:
     """Debian's chromium, headless, driven by Playwright (its own browser download is not used).
-    Playwright's driver starts at a user's priority, and the browser it launches inherits it."""
+    Playwright's driver starts at a user's priority, and the browser it launches inherits it and
+    cannot raise it (:data:`AS_A_USER`)."""
     with contextlib.ExitStack() as stack:
         with started_as_a_user():
             playwright = stack.enter_context(sync_playwright())
         launched = playwright.chromium.launch(
-            executable_path=CHROMIUM,
+            executable_path=AS_A_USER,
+            env={**os.environ, "TRACTION_CHROMIUM_BINARY": CHROMIUM},
             args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
         )
         yield launched
