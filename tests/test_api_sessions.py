@@ -21,6 +21,7 @@ from api_support import (
     prescription,
     running_client,
     service,
+    steady_bounds,
     wait_sealed,
 )
 from conftest_db import make_started
@@ -450,7 +451,7 @@ def test_shutdown_releases_running_sessions_and_start_up_recovers_interrupted_on
     elsewhere = SessionContext(patient.id or 0, world.clinician_id, "other-ws", ("lumbar",))
     orphan = world.store.create_session(make_started(), context).id
     foreign = world.store.create_session(make_started(), elsewhere).id
-    with TestClient(create_app(world.settings)) as client:
+    with TestClient(create_app(world.settings)) as client, steady_bounds(service(client)):
         tech = world.headers("technician")
         recovered = client.get(f"/sessions/{orphan}", headers=tech).json()
         assert recovered["outcome"] == "interrupted" and recovered["sealed"]

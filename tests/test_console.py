@@ -14,7 +14,7 @@ from typing import Any
 
 import httpx
 import pytest
-from api_support import WORKSTATION, World, make_world, prescription
+from api_support import WORKSTATION, World, make_world, prescription, steady_bounds
 from console_support import PASSWORD, TIMEOUT_MS, chromium, screenshot_dir, served, sign_in
 from fastapi import FastAPI
 from playwright.sync_api import Browser, Page, expect
@@ -220,18 +220,10 @@ def test_a_locked_table_shows_its_alarm_until_a_clinician_acknowledges_it(
 
 @pytest.fixture
 def steady(app: FastAPI) -> Iterator[WorkstationService]:
-    """The app's service with stall, staleness and watchdog bounds long enough for a loaded CI
-    machine (two cores shared with a browser and other suites): a host starved for a second, or a
-    simulated table sharing the test's interpreter and answering a read late, would otherwise
-    trip the session, which is those checks' job but not what these tests are about."""
-    svc: WorkstationService = app.state.service
-    shipped = svc.limits  # the table's watchdog register takes at most 10 s
-    patient = replace(
-        shipped.supervisor, heartbeat_timeout_s=10.0, max_stall_s=20.0, staleness_s=5.0
-    )
-    svc.limits = replace(shipped, supervisor=patient)
-    yield svc
-    svc.limits = shipped
+    """The app's service on :func:`api_support.steady_bounds`: the browser shares the cores, and
+    Playwright the interpreter the simulated tables answer from."""
+    with steady_bounds(app.state.service) as svc:
+        yield svc
 
 
 def start_by_api(base: str, world: World, table: str = "table-1") -> str:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from importlib.resources import files
 from pathlib import Path
@@ -17,7 +16,7 @@ from typing import Any
 
 import httpx
 import pytest
-from api_support import WORKSTATION, World, make_world, prescription
+from api_support import WORKSTATION, World, make_world, prescription, steady_bounds
 from billing_records import people, record
 from console_support import EXPECT_MS, PASSWORD, chromium, served
 from fastapi import FastAPI
@@ -26,7 +25,6 @@ from playwright.sync_api import Browser, Page, expect
 from session.lockouts import Lockouts, TableRef
 from session.passwords import Passwords
 from traction.api import create_app
-from traction.service import WorkstationService
 
 CHECKS = (Path(__file__).parent / "a11y_checks.js").read_text(encoding="utf-8")
 AXE = (files("axe_playwright_python") / "axe.min.js").read_text(encoding="utf-8")
@@ -59,17 +57,10 @@ def app(world: World) -> FastAPI:
 
 @pytest.fixture(scope="module")
 def base(world: World, app: FastAPI) -> Iterator[str]:
-    with served(world.settings, app) as url:
-        svc: WorkstationService = app.state.service
-        # A loaded CI machine must not trip the session these pages show: not a starved host, nor
-        # the simulated table answering late while the worker's interpreter hands axe's results on.
-        shipped = svc.limits
-        patient = replace(
-            shipped.supervisor, heartbeat_timeout_s=10.0, max_stall_s=20.0, staleness_s=5.0
-        )
-        svc.limits = replace(shipped, supervisor=patient)
+    # A loaded CI machine must not trip the session these pages show: not a starved host, nor
+    # the simulated table answering late while the worker's interpreter hands axe's results on.
+    with served(world.settings, app) as url, steady_bounds(app.state.service):
         yield url
-        svc.limits = shipped
 
 
 @pytest.fixture(scope="module")
