@@ -39,6 +39,7 @@ import structlog
 from devices.clock import ScaledClock
 from devices.contract import StopKind
 from devices.errors import TractionError
+from devices.heap import set_aside_start_up_heap
 from devices.limits import PatientFacts, SafetyLimits
 from devices.loop import ControlLoop, StartRefused
 from devices.opening import open_device
@@ -327,6 +328,9 @@ async def serve(order: Order, channel: int) -> int:
         await journaller.close(writing)
         await outbox.close()
         return EXIT_ERROR
+    # Start-up is over: its heap would otherwise be traversed by every full collection, a pause
+    # of the whole process in the middle of a tick.
+    loop.extra["heap_set_aside"] = set_aside_start_up_heap()
     loop.extra["scheduling"] = run_ahead(order.time_scale, order.real_time_priority)
     stream.subscribe(journaller)
     journaller.stop_session = loop.request_stop

@@ -25,6 +25,7 @@ import threading
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
+from devices.heap import set_aside_start_up_heap
 from simulators.priority import answer_like_a_table
 
 T = TypeVar("T")
@@ -69,9 +70,12 @@ os.register_at_fork(after_in_child=_forget_in_child)
 
 
 def simulator_thread() -> SimulatorThread:
-    """The process's simulator thread, started on first use."""
+    """The process's simulator thread, started on first use. The process's heap is set aside from
+    garbage collection then (:mod:`devices.heap`): the thread waits out every collection, and a
+    full one of a service's or a command's start-up heap silenced a table for hundreds of ms."""
     global _shared
     with _shared_lock:
         if _shared is None:
+            set_aside_start_up_heap()
             _shared = SimulatorThread()
         return _shared

@@ -40,6 +40,7 @@ from traction.tables import OpenTable, open_table, sim_spec
 
 PARENT = Path(__file__).with_name("treatment_parent.py")
 HOLD_N = long_static_profile().hold_force_n
+HEAP_AT_START_UP = 20_000  # objects: a bare interpreter holds about 8,000, with the product 30,000
 pytestmark = pytest.mark.slow
 
 
@@ -149,6 +150,8 @@ async def test_a_session_runs_in_a_process_of_its_own_and_the_controls_reach_the
     session = store.get_session(result.session_id)
     assert session.outcome_reason == "test: stop"
     assert session.settings["extra"]["scheduling"].startswith("niceness ")
+    # its start-up heap (the product's modules, at least) was set aside before the first tick
+    assert session.settings["extra"]["heap_set_aside"] > HEAP_AT_START_UP
     assert verify(store, result.session_id).ok
     assert journals(tmp_path) == []
 

@@ -1,0 +1,27 @@
+"""A process that serves a simulated table sets its start-up heap aside from garbage collection
+(devices/heap.py): the table's thread waits out every collection, which must not traverse it."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+OPEN_A_TABLE = """
+import gc
+from simulators.hosting import simulator_thread
+
+before = gc.get_freeze_count()
+simulator_thread()
+print(before, gc.get_freeze_count())
+"""
+
+
+def test_the_first_simulated_table_of_a_process_sets_its_heap_aside() -> None:
+    """In a process of its own: a test worker sets its heap aside for its own reasons."""
+    done = subprocess.run(
+        [sys.executable, "-c", OPEN_A_TABLE], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    before, after = map(int, done.stdout.split())
+    assert before == 0
+    assert after > 10_000  # the simulators' modules and what they import, at least
