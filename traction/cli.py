@@ -9,6 +9,7 @@ one-line summary its own help starts with (a test keeps the two the same).
 from __future__ import annotations
 
 import importlib
+import inspect
 import sys
 from typing import Any, NamedTuple
 
@@ -143,10 +144,38 @@ def load_command(name: str, entries: dict[str, Entry] = COMMANDS) -> Any:
         group.entries = target
         return group
     if isinstance(target, typer.Typer):
-        return typer.main.get_group(target)
+        return _with_paragraphs(typer.main.get_group(target))
     single = typer.Typer(rich_markup_mode="rich")
     single.command(name)(target)
-    return typer.main.get_command(single)
+    return _with_paragraphs(typer.main.get_command(single))
+
+
+def _with_paragraphs(command: Any) -> Any:
+    """``command`` (and its subcommands) with each paragraph of its help on one line.
+
+    In rich markup mode typer keeps every line break of a docstring, so lines wrapped at the
+    source's 100 columns were broken again at the terminal's width, leaving every other line a
+    few words long. A line that starts a list item (``-``) or is indented keeps its break."""
+    if command.help:
+        command.help = paragraphs(command.help)
+    for sub in getattr(command, "commands", {}).values():
+        _with_paragraphs(sub)
+    return command
+
+
+def paragraphs(text: str) -> str:
+    """``text`` (a docstring) with the lines of each paragraph joined by spaces."""
+    kept = []
+    for paragraph in inspect.cleandoc(text).split("\n\n"):
+        lines = paragraph.split("\n")
+        joined = lines[:1]
+        for line in lines[1:]:
+            if line.startswith(("-", " ")):
+                joined.append(line)
+            else:
+                joined[-1] = f"{joined[-1]} {line}"
+        kept.append("\n".join(joined))
+    return "\n\n".join(kept)
 
 
 class LazyCommands(TyperGroup):
