@@ -8,10 +8,12 @@ import time
 import warnings
 import weakref
 from collections.abc import Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+
+from bounds_support import steady
 
 from session.accounts import Accounts, Role
 from session.db import make_engine, upgrade
@@ -101,21 +103,10 @@ def running_client(world: World) -> Iterator[TestClient]:
 
 @contextlib.contextmanager
 def steady_bounds(svc: WorkstationService) -> Iterator[WorkstationService]:
-    """``svc`` starting sessions with stall, staleness and watchdog bounds long enough for a loaded
-    CI machine, for tests about something other than those bounds.
-
-    A test's simulated tables answer from a thread of the test's own process, so they wait for
-    the interpreter lock that the app, the test client, the database driver (and, in the console
-    tests, Playwright) hold in turn. On two busy cores a reply then comes late, and with the
-    shipped bounds (a reading's age: 0.3 s of real time at x2) the session trips: that is those
-    checks' job, not what these tests are about. The bounds themselves are tested where nothing
-    shares the table's interpreter (test_supervisor.py, test_loop*.py, test_single_fault.py, the
-    fault matrix). A table's watchdog register takes at most 10 s."""
+    """``svc`` starting sessions on :func:`bounds_support.steady` bounds, for tests about
+    something other than those bounds (that module says why)."""
     shipped = svc.limits
-    patient = replace(
-        shipped.supervisor, heartbeat_timeout_s=10.0, max_stall_s=20.0, staleness_s=5.0
-    )
-    svc.limits = replace(shipped, supervisor=patient)
+    svc.limits = steady(shipped)
     try:
         yield svc
     finally:

@@ -9,8 +9,8 @@ from conftest_db import CommandRunner
 from traction.cli import app
 
 PASSWORD = "a long clinic passphrase"
-# A 60 s demo-shaped profile and the clock scale it runs at in tests: 12 s of real time, with the
-# supervisor's 0.5 s staleness bound kept at 100 ms of real time (x20 would leave 25 ms).
+# A 60 s demo-shaped profile and the clock scale it runs at in tests: 12 s of real time. Tests that
+# start sessions from their own process run them on bounds_support's steady bounds.
 QUICK_PROFILE = str(Path(__file__).parent / "profiles" / "quick-lumbar.toml")
 QUICK_SCALE = "5"
 

@@ -14,6 +14,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 import sqlalchemy as sa
+from bounds_support import steady_command_line
 from cli_support import QUICK_PROFILE, QUICK_SCALE, sign_in
 from conftest_db import CommandRunner, dispose_engines, query
 from pypdf import PdfReader
@@ -30,6 +31,7 @@ SCALE = QUICK_SCALE
 def data_dir(tmp_path: Path, db_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     monkeypatch.setenv("TRACTION_DATA_DIR", str(tmp_path))
     monkeypatch.setenv("TRACTION_DATABASE_URL", db_url)
+    steady_command_line(monkeypatch)
     monkeypatch.setenv("COLUMNS", "160")
     yield tmp_path
     dispose_engines()

@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 import pytest
 import sqlalchemy as sa
 from billing_records import people, record
+from bounds_support import steady_command_line
 from cli_support import QUICK_PROFILE, QUICK_SCALE, sign_in
 from conftest_db import CommandRunner
 from pypdf import PdfReader
@@ -31,6 +32,7 @@ DAY = datetime(2026, 3, 14, 14, 0, tzinfo=UTC)
 def data_dir(tmp_path: Path, db_url: str, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("TRACTION_DATA_DIR", str(tmp_path))
     monkeypatch.setenv("TRACTION_DATABASE_URL", db_url)
+    steady_command_line(monkeypatch)
     monkeypatch.setenv("COLUMNS", "200")
     return tmp_path
 

@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from bounds_support import steady_command_line
 from conftest_db import CommandRunner, dispose_engines, query
 
 from traction.cli import app
@@ -47,6 +48,7 @@ def day_commands() -> list[list[str]]:
 def clinic(tmp_path: Path, db_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     monkeypatch.setenv("TRACTION_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("TRACTION_DATABASE_URL", db_url)
+    steady_command_line(monkeypatch)
     monkeypatch.setenv("TRACTION_TIME_ZONE", "America/Chicago")
     monkeypatch.setenv("COLUMNS", "160")
     monkeypatch.chdir(tmp_path)

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from bounds_support import steady_command_line
 from cli_support import cli
 from conftest_db import dispose_engines
 
@@ -120,6 +121,7 @@ def test_a_bad_figure_is_refused_naming_it(value: object, words: str) -> None:
 def data_dir(tmp_path: Path, db_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     monkeypatch.setenv("TRACTION_DATA_DIR", str(tmp_path))
     monkeypatch.setenv("TRACTION_DATABASE_URL", db_url)
+    steady_command_line(monkeypatch)
     monkeypatch.setenv("TRACTION_DISPLAY_UNIT", "kgf")  # the clinic works in kilograms
     monkeypatch.setenv("COLUMNS", "200")
     yield tmp_path

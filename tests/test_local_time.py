@@ -15,6 +15,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+from bounds_support import steady_command_line
 from cli_support import cli, sign_in
 from conftest_db import dispose_engines, query
 from pypdf import PdfReader
@@ -48,6 +49,7 @@ def test_a_moment_reads_in_the_zone_with_the_zone_named(
 def chicago(tmp_path: Path, db_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     monkeypatch.setenv("TRACTION_DATA_DIR", str(tmp_path))
     monkeypatch.setenv("TRACTION_DATABASE_URL", db_url)
+    steady_command_line(monkeypatch)
     monkeypatch.setenv("TRACTION_TIME_ZONE", "America/Chicago")
     monkeypatch.setenv("TZ", "America/Chicago")
     time.tzset()

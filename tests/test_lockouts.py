@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from bounds_support import steady_command_line
 from cli_support import QUICK_PROFILE, QUICK_SCALE, sign_in
 from conftest_db import CommandRunner, make_started
 from sqlalchemy.engine import Engine
@@ -269,6 +270,7 @@ def test_a_hard_limit_trip_locks_the_table_until_acknowledged(
     )
     run = ["run", QUICK_PROFILE, "--patient", "MRN-1", "--clinician", str(clinician_id)]
     run += ["--table", "bench-1", "--time-scale", QUICK_SCALE]
+    steady_command_line(monkeypatch)
 
     code, out = cli(config, *run)
     assert code == Exit.REFUSED, out

@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 
 import pytest
+from bounds_support import steady_command_line
 from cli_support import QUICK_PROFILE, QUICK_SCALE, sign_in
 from conftest_db import CommandRunner, query
 
@@ -96,6 +97,7 @@ def test_an_edit_must_change_something_say_why_and_remove_only_what_is_recorded(
 def cli(tmp_path: Path, db_url: str, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("TRACTION_DATA_DIR", str(tmp_path))
     monkeypatch.setenv("TRACTION_DATABASE_URL", db_url)
+    steady_command_line(monkeypatch)
     monkeypatch.setenv("COLUMNS", "200")
     return tmp_path
 

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from api_support import TestClient, World, errors, make_world, running_client
+from bounds_support import steady_command_line
 from cli_support import cli, sign_in
 from conftest_db import dispose_engines, query
 
@@ -152,13 +153,14 @@ def test_a_plan_needs_a_why_a_known_patient_and_a_rising_progression(store: Stor
 
 
 # ----- the command line -------------------------------------------------------------------------
-SCALE = "5"  # no faster: the staleness limit (0.5 s) stays 100 ms of real time
+SCALE = "5"  # no faster: at x5 a session ticks 250 times a second of real time
 
 
 @pytest.fixture
 def data_dir(tmp_path: Path, db_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     monkeypatch.setenv("TRACTION_DATA_DIR", str(tmp_path))
     monkeypatch.setenv("TRACTION_DATABASE_URL", db_url)
+    steady_command_line(monkeypatch)
     monkeypatch.setenv("COLUMNS", "200")
     yield tmp_path
     dispose_engines()
