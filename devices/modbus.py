@@ -173,7 +173,8 @@ class ModbusTable:
         client = await self._ready_client()
         backstop = self.timeout * (self.retries + 1) + 1.0
         try:
-            response = await asyncio.wait_for(request(client), backstop)
+            async with asyncio.timeout(backstop):  # inline: no task of its own per request
+                response = await request(client)
         except ConnectionException as exc:
             raise LinkLost(self._name, f"{what}: link lost ({exc})") from None
         except ModbusIOException as exc:
