@@ -145,8 +145,11 @@ class JournalWriter:
     def fileno(self) -> int:
         return self._fd
 
-    def append(self, item: Item) -> None:
-        self._pending.append(encode(item))
+    def append(self, item: Item) -> bytes:
+        """Queue ``item`` for the next write; its line, for anyone else who wants it."""
+        line = encode(item)
+        self._pending.append(line)
+        return line
 
     def take(self) -> bytes:
         """Everything appended since the last ``take``, in order."""

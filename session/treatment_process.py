@@ -48,7 +48,7 @@ from devices.profiles import ForceProfile
 from devices.records import Event, EventKind, Finished, Record, Sample
 from devices.stream import Stream
 from devices.units import ForceUnit
-from session.journal import MAX_LINE_BYTES, Item, JournalWriter, encode
+from session.journal import MAX_LINE_BYTES, Item, JournalWriter
 from session.numbered import NumberedEvent
 
 log = structlog.get_logger(__name__)
@@ -57,6 +57,7 @@ T = TypeVar("T")
 
 MIN_MEMORY_LIMIT = 256 * 1024 * 1024  # the interpreter and its libraries need about this much
 OUTBOX_LIMIT = 4 * 1024 * 1024  # a parent this far behind gets no samples (they are journalled)
+SAMPLE_BATCH_S = 0.05  # samples reach the parent at most this late (real time), in one write
 DRAIN_S = 5.0
 EXIT_REFUSED = 3
 EXIT_ERROR = 1
@@ -127,28 +128,54 @@ def run_ahead(time_scale: float, real_time_priority: int) -> str:
 
 
 class Outbox:
-    """Sends each record to the parent without ever waiting for it. A parent that stops reading
-    (busy, or gone) gets no more samples until it catches up; events and the start and end of the
-    session are always queued. Everything is in the journal regardless."""
+    """Sends each record to the parent without ever waiting for it.
+
+    Samples go in batches, every ``SAMPLE_BATCH_S`` of real time: one pipe write (and one wake-up
+    of the parent) for a batch instead of one per tick, where a live view refreshes a few times
+    a second anyway. Everything else (events, the start and end of the session, replies) goes at
+    once, after the samples held before it, so the parent sees every record in order. A parent
+    that stops reading (busy, or gone) gets no more samples until it catches up; everything
+    else is always queued. Everything is in the journal regardless."""
 
     def __init__(self, writer: asyncio.StreamWriter) -> None:
         self._writer = writer
-        self.dropped = 0
+        self._held: list[bytes] = []
+        self._timer: asyncio.TimerHandle | None = None
+        self.dropped = 0  # samples the parent never got (they are in the journal)
 
     def send(self, line: bytes, droppable: bool = False) -> None:
-        transport = self._writer.transport
-        if transport.is_closing():
+        if droppable:
+            self._held.append(line)
+            if self._timer is None:
+                self._timer = asyncio.get_running_loop().call_later(SAMPLE_BATCH_S, self.flush)
             return
-        if droppable and transport.get_write_buffer_size() > OUTBOX_LIMIT:
-            self.dropped += 1
-            return
-        self._writer.write(line)
+        self.flush()
+        self._write(line)
 
     def send_doc(self, doc: dict[str, Any]) -> None:
         self.send(json.dumps(doc, default=str, separators=(",", ":")).encode() + b"\n")
 
+    def flush(self) -> None:
+        """Send the samples held so far (or count them dropped, for a parent this far behind)."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        held, self._held = self._held, []
+        if not held:
+            return
+        if self._writer.transport.get_write_buffer_size() > OUTBOX_LIMIT:
+            self.dropped += len(held)
+            return
+        self._write(b"".join(held))
+
+    def _write(self, data: bytes) -> None:
+        if not self._writer.transport.is_closing():
+            self._writer.write(data)
+
     async def close(self) -> None:
-        """Hand the parent what is queued (bounded: a parent that is gone reads nothing)."""
+        """Hand the parent what is held and queued (bounded: a parent that is gone reads
+        nothing)."""
+        self.flush()
         with contextlib.suppress(Exception):
             async with asyncio.timeout(DRAIN_S):
                 await self._writer.drain()
@@ -178,8 +205,8 @@ class Journaller:
             self._seq += 1
         else:
             item = record
-        self._journal.append(item)
-        self._outbox.send(encode(item), droppable=isinstance(record, Sample))
+        line = self._journal.append(item)
+        self._outbox.send(line, droppable=isinstance(record, Sample))
         if isinstance(record, Finished):
             self._wake.set()
 
