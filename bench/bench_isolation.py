@@ -5,14 +5,19 @@
    plain asyncio + pymodbus loop in one process doing the same traffic per tick (heartbeat write,
    target write, status read) on deadlines. Both count missed deadlines the same way: ticks skipped
    between consecutive readings (the loops skip late deadlines rather than burst). The simulators
-   run in a process of their own, so they load both sides alike.
+   run in a process of their own, so they load both sides alike. The plain loop runs in a fresh
+   process of its own too, scheduled as a treatment process is (real time where allowed): this
+   process's heap (the store, earlier runs) and priority would otherwise count against it. Each
+   count runs ``REPEATS`` times, alternating the sides, and the median is reported: on a shared
+   two-core machine a single run of either side varies by a percent or more.
 2. A busy workstation: two sessions at 50 Hz while this (the workstation's) process is kept busy
    (``BUSY_MS`` of CPU-bound work holding the interpreter, every ``BUSY_EVERY_MS``, as a heavy HTTP
    request or a large export does), with the control loop in-process (``ControlLoop`` on this event
    loop, as before) and in treatment processes. It stands in for the issue's 20 HTTP clients; it is
    not that load.
 
-Run from the repository root: ``.venv/bin/python bench/bench_isolation.py [SECONDS] [N ...]``.
+Run from the repository root: ``.venv/bin/python bench/bench_isolation.py [SECONDS] [N ...]``
+(``--plain SECONDS URL ...`` is the plain loop's own process, started by the bench).
 Prints its tables; it does not write RESULTS.md (a quiet machine's figures go there).
 """
 
@@ -20,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import statistics
 import sys
 import tempfile
 import threading
@@ -35,6 +41,7 @@ from devices.limits import PatientFacts, load_limits
 from devices.loop import ControlLoop
 from devices.modbus import ModbusTable
 from devices.opening import open_device
+from devices.priority import run_in_real_time
 from devices.profiles import ForceProfile
 from devices.records import Record, Sample
 from devices.stream import Stream
@@ -46,6 +53,7 @@ from session.store import SessionContext, Store
 HZ = 50.0
 PERIOD = 1.0 / HZ
 WARMUP_S = 3.0  # the first seconds (ramp, process start) are not counted
+REPEATS = 3
 BUSY_MS = 120
 BUSY_EVERY_MS = 300
 PROFILE = ForceProfile.from_dict(
@@ -208,6 +216,20 @@ async def plain_loop(urls: list[str], seconds: float) -> float:
     return percent(gaps)
 
 
+async def plain_process(urls: list[str], seconds: float) -> float:
+    """:func:`plain_loop` in a fresh process of its own, at a treatment's scheduling."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, __file__, "--plain", str(seconds), *urls, stdout=-1
+    )
+    out, _ = await process.communicate()
+    return float(out.decode().split()[-1])
+
+
+def runs(missed: list[float]) -> str:
+    each = ", ".join(f"{m:.2f}" for m in missed)
+    return f"**{statistics.median(missed):.2f}** ({each})"
+
+
 def busy(stop: threading.Event) -> None:
     """CPU-bound work holding the interpreter, as a heavy request or an export does."""
     while not stop.is_set():
@@ -249,24 +271,35 @@ async def in_process(urls: list[str], seconds: float) -> float:
     return percent(gaps)
 
 
+async def plain_main() -> None:
+    """The plain loop's own process: scheduled as a treatment process on a x1 clock is."""
+    run_in_real_time(10)
+    print(await plain_loop(sys.argv[3:], float(sys.argv[2])))
+
+
 async def main() -> None:
+    if sys.argv[1:2] == ["--plain"]:
+        await plain_main()
+        return
     seconds = float(sys.argv[1]) if len(sys.argv) > 1 else 20.0
     counts = [int(a) for a in sys.argv[2:]] or [2, 4, 8, 12, 16]
     print(machine())
     print(f"\n### Tables at {HZ:g} Hz, {seconds:g} s each after {WARMUP_S:g} s warm-up\n")
-    print(
-        "| tables | treatment processes, recording: missed % | plain asyncio+pymodbus: missed % |"
-    )
+    print(f"Missed deadlines, %: the median of {REPEATS} runs (the runs in brackets)\n")
+    print("| tables | treatment processes, recording | plain asyncio+pymodbus |")
     print("|---|---|---|")
     with tempfile.TemporaryDirectory() as tmp:
         for n in counts:
+            isolated: list[float] = []
+            plain: list[float] = []
             sims, urls = await simulators(n)
             try:
-                isolated = await processes(urls, seconds, Path(tmp) / f"n{n}")
-                plain = await plain_loop(urls, seconds)
+                for r in range(REPEATS):
+                    isolated.append(await processes(urls, seconds, Path(tmp) / f"n{n}-{r}"))
+                    plain.append(await plain_process(urls, seconds))
             finally:
                 await stop_simulators(sims)
-            print(f"| {n} | {isolated:.2f} | {plain:.2f} |", flush=True)
+            print(f"| {n} | {runs(isolated)} | {runs(plain)} |", flush=True)
 
         print(
             f"\n### Two sessions at {HZ:g} Hz while this process is busy "
