@@ -1,21 +1,24 @@
-"""The treatment process: one session's control loop in a process of its own.
+"""A treatment: one session's control loop, run in the workstation's control host.
 
-The workstation starts ``python -m session.treatment_process`` (:mod:`session.treatment_proxy`)
-with the session's journal already made and locked, on an inherited descriptor, and writes one
-:class:`Order` line on its stdin. This process then holds the table connection (opened here from
-the table's URL), the profile, the supervisor and the heartbeat, and nothing else: no database, no
-HTTP, no views, so no export, query or bug elsewhere can delay a tick or take the session with it.
+The workstation hands each session to its control host (:mod:`session.control_host`, started by
+:mod:`session.treatment_proxy`) as two pipes and the session's journal, already made and locked,
+and writes one :class:`Order` line down the first pipe. :func:`serve` then holds the table
+connection (opened here from the table's URL), the profile, the supervisor and the heartbeat, and
+nothing else: no database, no HTTP, no views, so no export, query or bug in the workstation can
+delay a tick or take the session with it.
 
-Channel, one JSON line per message. In (stdin): ``{"op": "pause" | "resume" | "stop" | "release"
-| "warn" | "settings", ...}``. Out (stdout): every record as its journal line
+Channel, one JSON line per message. In (commands): ``{"op": "pause" | "resume" | "stop" |
+"release" | "warn" | "settings", ...}``. Out (records): every record as its journal line
 (:func:`session.journal.encode`, events numbered), ``{"k": "reply", "id", "violations"}`` for a
-settings change, and ``{"k": "refused" | "error", ...}`` when nothing could start.
+settings change, ``{"k": "refused" | "error", ...}`` when nothing could start, and last
+``{"k": "end", "status"}``, the session's exit status (0: ran and journalled everything).
 
 Records are journalled here (fsync at the flush interval), so the journal is written by the
 process that is running the table whatever happens to the workstation. The flock on the journal
-is shared with the parent (one open file, two descriptors): the session's lease is held while
-either process lives. If stdin reaches its end (the parent is gone), the session ends with a
-controlled stop and release; the journal stays for the next start's recovery.
+is shared with the workstation (one open file, a descriptor in each process): the session's lease
+is held while either side holds it. If the commands reach their end (the workstation is gone),
+the session ends with a controlled stop and release; the journal stays for the next start's
+recovery.
 """
 
 from __future__ import annotations
@@ -24,11 +27,7 @@ import asyncio
 import base64
 import contextlib
 import json
-import os
 import pickle
-import resource
-import signal
-import sys
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -43,19 +42,18 @@ from devices.heap import set_aside_start_up_heap
 from devices.limits import PatientFacts, SafetyLimits
 from devices.loop import ControlLoop, StartRefused
 from devices.opening import open_device
-from devices.priority import leave_real_time, run_at_niceness, run_in_real_time, scheduling
+from devices.priority import leave_real_time, run_in_real_time, scheduling
 from devices.profiles import ForceProfile
 from devices.records import Event, EventKind, Finished, Record, Sample
 from devices.stream import Stream
 from devices.units import ForceUnit
-from session.journal import MAX_LINE_BYTES, Item, JournalWriter
+from session.journal import Item, JournalWriter
 from session.numbered import NumberedEvent
 
 log = structlog.get_logger(__name__)
 
 T = TypeVar("T")
 
-MIN_MEMORY_LIMIT = 256 * 1024 * 1024  # the interpreter and its libraries need about this much
 OUTBOX_LIMIT = 4 * 1024 * 1024  # a parent this far behind gets no samples (they are journalled)
 SAMPLE_BATCH_S = 0.05  # samples reach the parent at most this late (real time), in one write
 DRAIN_S = 5.0
@@ -78,7 +76,8 @@ def unpack(text: str, kind: type[T]) -> T:
 
 @dataclass(frozen=True)
 class Order:
-    """Everything the treatment process needs, as JSON (it shares no memory with its parent)."""
+    """Everything a treatment needs, as JSON (the control host shares no memory with the
+    workstation)."""
 
     wire_url: str  # the table's own URL (a sim:// table's simulator is the parent's)
     run_id: str
@@ -86,7 +85,7 @@ class Order:
     patient: str  # packed PatientFacts
     limits: str  # packed SafetyLimits
     journal_path: str
-    journal_fd: int
+    journal_fd: int  # the workstation's; the host's own arrives beside the pipes
     time_scale: float = 1.0
     tick_hz: float | None = None
     operator_confirmed: bool = False
@@ -94,8 +93,6 @@ class Order:
     label: str | None = None
     unit: str = ForceUnit.LBF.value
     extra: dict[str, Any] = field(default_factory=dict)
-    memory_limit_bytes: int = 1024**3
-    niceness: int = -10
     real_time_priority: int = 10  # SCHED_FIFO where allowed, on a x1 clock; 0: niceness only
 
     def to_line(self) -> bytes:
@@ -106,25 +103,34 @@ class Order:
         return cls(**json.loads(line))
 
 
-def isolate(memory_limit_bytes: int, niceness: int) -> None:
-    """Cap this process's address space, and run ahead of the workstation's other work at
-    ``niceness`` where the system allows it (an unprivileged process keeps its priority: that is
-    not an error). The niceness is set, not added: a parent already raised (one that serves a
-    simulated table, ``simulators.priority``) must not push its treatment further ahead of it."""
-    limit = max(memory_limit_bytes, MIN_MEMORY_LIMIT)
-    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-    run_at_niceness(niceness)
+class Ahead:
+    """Whether the control host runs in real time: while it holds at least one session on a x1
+    clock that asks for it (every real table), where the system allows it.
 
+    It starts once that session's table is connected, so the burst of CPU before (the driver's
+    imports, the connection) never holds a core from everything else. On a scaled clock (a demo,
+    a test) a loop ticks ``time_scale`` times as often, at x20 1000 ticks a second, most of a
+    core: such a session alone leaves the host at its niceness. The last real-time session to end
+    puts every thread back under ordinary scheduling: writing up and closing are no tick's
+    business."""
 
-def run_ahead(time_scale: float, real_time_priority: int) -> str:
-    """Run in real time from here on, where the system allows it: called once the table is
-    connected, so the burst of CPU before (the driver's imports, the connection) never holds a
-    core from everything else, and only on a x1 clock. On a scaled clock (a demo, a test) the
-    loop ticks ``time_scale`` times as often, at x20 1000 ticks a second, most of a core: there
-    the niceness alone stands. Returns how this process runs, for the session's record."""
-    if time_scale == 1.0 and real_time_priority:
-        run_in_real_time(real_time_priority)
-    return scheduling()
+    def __init__(self) -> None:
+        self.holders = 0
+
+    def enter(self, order: Order) -> tuple[bool, str]:
+        """Take ``order``'s session into account; whether it holds real time, and how the host
+        now runs (for the session's record)."""
+        holds = order.time_scale == 1.0 and order.real_time_priority > 0
+        if holds:
+            self.holders += 1
+            run_in_real_time(order.real_time_priority)
+        return holds, scheduling()
+
+    def leave(self) -> None:
+        """A session that held real time has ended."""
+        self.holders -= 1
+        if self.holders == 0:
+            leave_real_time()
 
 
 class Outbox:
@@ -244,25 +250,6 @@ class Journaller:
         await task
 
 
-def _private_channel() -> int:
-    """Take stdout for the channel alone: a descriptor of its own, and fd 1 pointed at stderr,
-    so that no log line or stray print can ever land in the middle of the records."""
-    channel = os.dup(1)
-    os.dup2(2, 1)
-    return channel
-
-
-async def _pipes(channel: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-    loop = asyncio.get_running_loop()
-    reader = asyncio.StreamReader(limit=MAX_LINE_BYTES)
-    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
-    transport, protocol = await loop.connect_write_pipe(
-        asyncio.streams.FlowControlMixin, os.fdopen(channel, "wb", buffering=0)
-    )
-    writer = asyncio.StreamWriter(transport, protocol, None, loop)
-    return reader, writer
-
-
 async def _obey(
     reader: asyncio.StreamReader, loop: ControlLoop, stream: Stream, outbox: Outbox
 ) -> None:
@@ -323,9 +310,17 @@ async def _commands(
             log.error("unknown command ignored", op=op)
 
 
-async def serve(order: Order, channel: int) -> int:
-    """Run the ordered session to its end, records out on ``channel``; the exit status."""
-    reader, writer = await _pipes(channel)
+async def serve(
+    order: Order,
+    reader: asyncio.StreamReader,
+    writer: asyncio.StreamWriter,
+    ahead: Ahead,
+    running: set[ControlLoop],
+) -> int:
+    """Run the ordered session to its end: commands in on ``reader``, records out on ``writer``,
+    the last of them the session's exit status (also returned). ``running`` holds the loop while
+    it runs, so that the host can release every table at once. The host's descriptor on the
+    journal is closed before the end is sent: from then on only the workstation holds the lease."""
     outbox = Outbox(writer)
     clock = ScaledClock(order.time_scale)
     journal = JournalWriter(Path(order.journal_path), order.journal_fd)
@@ -353,24 +348,25 @@ async def serve(order: Order, channel: int) -> int:
     except TractionError as exc:
         outbox.send_doc({"k": "error", "message": str(exc)})
         await journaller.close(writing)
+        journal.close()
+        outbox.send_doc({"k": "end", "status": EXIT_ERROR})
         await outbox.close()
         return EXIT_ERROR
     # Start-up is over: its heap would otherwise be traversed by every full collection, a pause
     # of the whole process in the middle of a tick.
     loop.extra["heap_set_aside"] = set_aside_start_up_heap()
-    loop.extra["scheduling"] = run_ahead(order.time_scale, order.real_time_priority)
+    holds_real_time, loop.extra["scheduling"] = ahead.enter(order)
     stream.subscribe(journaller)
     journaller.stop_session = loop.request_stop
-    running = asyncio.get_running_loop()
-    running.add_signal_handler(
-        signal.SIGTERM, lambda: loop.release("treatment process terminated (SIGTERM)")
-    )
     commands = asyncio.create_task(_obey(reader, loop, stream, outbox), name="commands")
+    running.add(loop)
     try:
         try:
             await loop.run()
-        finally:  # released: the rest (journal, closing, exiting) is no tick's business
-            leave_real_time()
+        finally:  # released: the rest (journal, closing) is no tick's business
+            running.discard(loop)
+            if holds_real_time:
+                ahead.leave()
     except StartRefused as refused:
         outbox.send_doc(
             {
@@ -383,42 +379,16 @@ async def serve(order: Order, channel: int) -> int:
     except TractionError as exc:  # before the start: nothing moved
         outbox.send_doc({"k": "error", "message": str(exc)})
         status = EXIT_ERROR
+    except Exception:  # a bug: the loop has released the table; the journal holds the rest
+        log.exception("treatment failed", session=order.run_id)
+        status = EXIT_ERROR
     finally:
         commands.cancel()
         await journaller.close(writing)
+        journal.close()
         with contextlib.suppress(Exception):
             await table.close()
+        status = EXIT_ERROR if journaller.short else status
+        outbox.send_doc({"k": "end", "status": status})
         await outbox.close()
-    return EXIT_ERROR if journaller.short else status
-
-
-def _read_order() -> Order:
-    """The first line of stdin, read without buffering past it (the rest are commands)."""
-    data = bytearray()
-    while not data.endswith(b"\n"):
-        chunk = os.read(0, 1)
-        if not chunk:
-            raise SystemExit("no order on stdin")
-        data += chunk
-        if len(data) > MAX_LINE_BYTES:
-            raise SystemExit("order line too long")
-    return Order.from_line(bytes(data))
-
-
-def main() -> int:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent relays Ctrl-C as stop or release
-    channel = _private_channel()
-    order = _read_order()
-    isolate(order.memory_limit_bytes, order.niceness)
-    runner = asyncio.Runner()
-    try:
-        return runner.run(serve(order, channel))
-    finally:
-        try:
-            runner.close()
-        except Exception as exc:  # out of memory, say: the journal is written, nothing is lost
-            log.error("treatment process wind-down failed", error=f"{type(exc).__name__}: {exc}")
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    return status

@@ -1,12 +1,14 @@
-"""The workstation's handle on a treatment process (:mod:`session.treatment_process`).
+"""The workstation's handle on a treatment run in its control host (:mod:`session.control_host`).
 
 :class:`TreatmentProcess` offers the control loop's controls (pause, resume, stop, release,
-request_stop, update_profile) and sends each as one line down the child's stdin; it reads the
-child's records from its stdout and publishes them on a local :class:`devices.stream.Stream`, so
-the recorder, the lockout watch, the live display and the HTTP stream subscribe as they always did.
+request_stop, update_profile) and sends each as one line down the session's command pipe; it
+reads the session's records from its record pipe and publishes them on a local
+:class:`devices.stream.Stream`, so the recorder, the lockout watch, the live display and the HTTP
+stream subscribe as they always did.
 
-The child is started in a session of its own (a Ctrl-C at the terminal reaches only the parent,
-which relays it as a stop or a release) with the journal's locked descriptor passed on.
+The host (:mod:`session.control_hosts`) runs in a session of its own: a Ctrl-C at the terminal
+reaches only the workstation, which relays it as a stop or a release. The session's pipes and the
+journal's locked descriptor are handed to it over its socket.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import asyncio
 import contextlib
 import itertools
 import json
-import sys
+import os
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,43 +33,50 @@ from devices.profiles import ForceProfile
 from devices.records import Event, EventKind, Finished, Record, Started
 from devices.stream import Stream
 from devices.units import ForceUnit
+from session.control_hosts import ControlHost, control_host
 from session.journal import MAX_LINE_BYTES, decode
 from session.numbered import NumberedEvent
-from session.treatment_process import Order, pack
+from session.treatment_process import EXIT_ERROR, Order, pack
 
 log = structlog.get_logger(__name__)
 
 DEFAULT_MEMORY_LIMIT = 1024**3
 REPLY_TIMEOUT_S = 5.0
-WIND_DOWN_S = 30.0  # from Finished to the process's exit: the journal's last flush, then closing
+WIND_DOWN_S = 30.0  # from Finished to the session's end: the journal's last flush, then closing
+HOST_EXIT_S = 5.0  # a session's records ended without its end: how long the host may take to die
 
 
 class TreatmentGone(TractionError):
-    """The treatment process is not running (ended, or not yet started): nothing was sent."""
+    """The treatment is not running (ended, or not yet started): nothing was sent."""
 
     def __init__(self, run_id: str) -> None:
-        super().__init__(f"session {run_id}: its treatment process is not running")
+        super().__init__(f"session {run_id}: its treatment is not running")
 
 
 @dataclass
 class ProcessEnd:
-    """How the treatment process ended: the ``Finished`` it sent, if any, and its exit status
-    (negative: the signal that killed it)."""
+    """How the treatment ended: the ``Finished`` it sent, if any, and its exit status (the one
+    it sent, or, if the control host died first, the host's: negative, the signal that killed
+    it)."""
 
     returncode: int
     started: Started | None = None
     finished: Finished | None = None
     refused: StartRefused | None = None
     error: str | None = None
+    ended: bool = False  # the session's end arrived
+    host_lost: bool = False  # the records ended without it
 
     @property
     def clean(self) -> bool:
         """It ran to its end and put everything in the journal."""
-        return self.returncode == 0 and self.finished is not None
+        return self.returncode == 0 and self.finished is not None and not self.host_lost
 
     def cause(self) -> str:
         if self.returncode < 0:
             return f"the treatment process was killed by signal {-self.returncode}"
+        if self.host_lost:
+            return f"the treatment process lost the session (status {self.returncode})"
         return f"the treatment process ended with status {self.returncode}"
 
 
@@ -77,7 +86,7 @@ def _violation(d: dict[str, Any]) -> Violation:
 
 @dataclass
 class TreatmentProcess:
-    """One session's control loop, run in a child process; ``run()`` once."""
+    """One session's control loop, run in the workstation's control host; ``run()`` once."""
 
     wire_url: str
     profile: ForceProfile
@@ -95,7 +104,8 @@ class TreatmentProcess:
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex)
 
     def __post_init__(self) -> None:
-        self._process: asyncio.subprocess.Process | None = None
+        self._host: ControlHost | None = None
+        self._commands: asyncio.StreamWriter | None = None
         self._queued: list[bytes] = []  # commands given before the process started
         self._replies: dict[int, asyncio.Future[dict[str, Any]]] = {}
         self._ids = itertools.count(1)
@@ -105,7 +115,8 @@ class TreatmentProcess:
 
     @property
     def pid(self) -> int | None:
-        return None if self._process is None else self._process.pid
+        """The control host's process (every treatment of this workstation runs in it)."""
+        return None if self._host is None else self._host.pid
 
     # --- controls (the ControlLoop's, over the channel) ----------------------------------------
 
@@ -136,7 +147,7 @@ class TreatmentProcess:
     ) -> list[Violation]:
         """Change settings live; the treatment process checks them and answers with every
         violation (with a blocking one nothing changed, and the refusal is recorded)."""
-        if self._process is None or self._ended:
+        if self._commands is None or self._ended:
             raise TreatmentGone(self.run_id)
         ident = next(self._ids)
         reply: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
@@ -161,22 +172,21 @@ class TreatmentProcess:
 
     def _send(self, doc: dict[str, Any]) -> None:
         line = json.dumps(doc, default=str, separators=(",", ":")).encode() + b"\n"
-        if self._process is None:
+        if self._commands is None:
             self._queued.append(line)
             return
-        stdin = self._process.stdin
-        if self._ended or stdin is None or stdin.is_closing():
-            log.warning("command for an ended treatment process dropped", op=doc["op"])
+        if self._ended or self._commands.is_closing():
+            log.warning("command for an ended treatment dropped", op=doc["op"])
             return
-        stdin.write(line)
+        self._commands.write(line)
 
     # --- the run ---------------------------------------------------------------------------------
 
     async def run(self, journal_path: Path, journal_fd: int) -> ProcessEnd:
-        """Start the process on the session's journal (locked on ``journal_fd``), relay its records
-        until it ends, and say how it ended. Cancelling releases the table and closes the
-        channel (the process then ends on its own)."""
-        if self._process is not None:
+        """Hand the session to the control host on its journal (locked on ``journal_fd``), relay
+        its records until it ends, and say how it ended. Cancelling releases the table and closes
+        the commands (the session then ends on its own)."""
+        if self._host is not None:
             raise RuntimeError("a TreatmentProcess runs once")
         order = Order(
             wire_url=self.wire_url,
@@ -193,58 +203,79 @@ class TreatmentProcess:
             label=self.label,
             unit=self.unit.value,
             extra=self.extra,
-            memory_limit_bytes=self.memory_limit_bytes,
         )
-        process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "session.treatment_process",
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-            pass_fds=(journal_fd,),
-            start_new_session=True,
-            limit=MAX_LINE_BYTES,
-        )
-        self._process = process
-        assert process.stdin is not None and process.stdout is not None
-        process.stdin.write(order.to_line() + b"".join(self._queued))
+        host = control_host(self.memory_limit_bytes)
+        records, incoming, commands = await self._hand_over(host, journal_fd)
+        self._host, self._commands = host, commands
+        commands.write(order.to_line() + b"".join(self._queued))
         self._queued.clear()
         end = ProcessEnd(returncode=0)
         try:
-            await self._relay(process.stdout, end, until_finished=True)
+            await self._relay(records, end, until_finished=True)
             try:  # after Finished it only writes the journal's tail and closes: a bounded wait
                 async with asyncio.timeout(WIND_DOWN_S):
-                    await self._relay(process.stdout, end, until_finished=False)
-                    end.returncode = await process.wait()
+                    await self._relay(records, end, until_finished=False)
             except TimeoutError:
-                log.error("treatment process did not end after its session; killed", pid=self.pid)
-                process.kill()
-                end.returncode = await process.wait()
+                log.error("treatment did not end after its session", pid=self.pid)
+                end.returncode, end.host_lost = EXIT_ERROR, True
+            if end.host_lost:
+                status = await host.exit_status(HOST_EXIT_S)
+                end.returncode = EXIT_ERROR if status is None else status
         except asyncio.CancelledError:
             self.release("the workstation's treatment task was cancelled")
-            process.stdin.close()
+            commands.close()
             raise
         finally:
             self._ended = True
             for reply in self._replies.values():
                 if not reply.done():
                     reply.set_exception(TreatmentGone(self.run_id))
-            if not process.stdin.is_closing():
-                process.stdin.close()
+            if not commands.is_closing():
+                commands.close()
+            incoming.close()
         self.end = end
         return end
 
+    async def _hand_over(
+        self, host: ControlHost, journal_fd: int
+    ) -> tuple[asyncio.StreamReader, asyncio.BaseTransport, asyncio.StreamWriter]:
+        """Make the session's pipes, give the host its ends and the journal, keep ours."""
+        commands_in, commands_out = os.pipe()
+        records_in, records_out = os.pipe()
+        try:
+            host.hand_over(commands_in, records_out, journal_fd)
+        except OSError as exc:
+            os.close(commands_out)
+            os.close(records_in)
+            raise StartRefused([f"the control process did not take the session: {exc}"]) from exc
+        finally:
+            os.close(commands_in)
+            os.close(records_out)
+        loop = asyncio.get_running_loop()
+        reader = asyncio.StreamReader(limit=MAX_LINE_BYTES)
+        incoming, _ = await loop.connect_read_pipe(
+            lambda: asyncio.StreamReaderProtocol(reader), os.fdopen(records_in, "rb", buffering=0)
+        )
+        transport, protocol = await loop.connect_write_pipe(
+            asyncio.streams.FlowControlMixin, os.fdopen(commands_out, "wb", buffering=0)
+        )
+        return reader, incoming, asyncio.StreamWriter(transport, protocol, None, loop)
+
     async def _relay(
-        self, stdout: asyncio.StreamReader, end: ProcessEnd, until_finished: bool
+        self, records: asyncio.StreamReader, end: ProcessEnd, until_finished: bool
     ) -> None:
-        """Publish the process's records until its end of file (or, if asked, its Finished)."""
-        async for line in stdout:
+        """Publish the session's records until its end (or, if asked, its Finished). Records that
+        stop without the end mean the host is gone."""
+        if end.ended:
+            return
+        async for line in records:
             try:
                 self._take(line, end)
             except (ValueError, KeyError, TypeError) as exc:
-                log.error("unreadable line from the treatment process", error=str(exc))
-            if until_finished and end.finished is not None:
+                log.error("unreadable line from the treatment", error=str(exc))
+            if end.ended or (until_finished and end.finished is not None):
                 return
+        end.host_lost = True
 
     def _take(self, line: bytes, end: ProcessEnd) -> None:
         if not line.startswith(b"["):
@@ -261,6 +292,9 @@ class TreatmentProcess:
                 return
             if kind == "error":
                 end.error = str(doc["message"])
+                return
+            if kind == "end":
+                end.returncode, end.ended = int(doc["status"]), True
                 return
         item = decode(line, self.run_id)
         record: Record = item.event if isinstance(item, NumberedEvent) else item

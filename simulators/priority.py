@@ -2,7 +2,7 @@
 
 A real table's firmware runs on its own controller: nothing the workstation does delays its
 replies. A simulator shares the workstation's processors with the host that controls it, and the
-host's treatment process raises its own priority (``session.treatment_process``), so on a loaded
+host's control process raises its own priority (``session.control_host``), so on a loaded
 machine the simulated table would answer late and the host would rightly trip on a missing
 reading: a fault of the simulation, not of the host or the link. So the thread that serves
 simulated tables runs at the same raised priority where the system allows it. An unprivileged
@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from devices.priority import run_at_niceness, run_in_real_time
 
-# The treatment process's niceness (session.treatment_process.Order.niceness): equal, not higher,
+# The control host's niceness (session.control_host.NICENESS): equal, not higher,
 # so neither side of the wire starves the other.
 TABLE_NICENESS = -10
 # ... and its real-time priority (Order.real_time_priority), for the same reason.

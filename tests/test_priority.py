@@ -1,4 +1,4 @@
-"""Both sides of a simulated wire run at one raised priority: the treatment process and the thread
+"""Both sides of a simulated wire run at one raised priority: the control host and the thread
 that serves its simulated table. If the host ran ahead of the table it controls, a loaded machine
 would starve the table's replies and the host would trip on readings the simulation lost."""
 
@@ -11,6 +11,7 @@ import threading
 
 import pytest
 
+from session.control_host import NICENESS
 from session.treatment_process import Order
 from simulators.priority import TABLE_NICENESS, TABLE_REAL_TIME_PRIORITY, answer_like_a_table
 
@@ -38,7 +39,7 @@ def niceness_in_a_thread(before: int | None) -> tuple[bool, int]:
 
 
 def test_the_table_and_the_treatment_share_one_priority() -> None:
-    assert Order.__dataclass_fields__["niceness"].default == TABLE_NICENESS
+    assert NICENESS == TABLE_NICENESS
     assert Order.__dataclass_fields__["real_time_priority"].default == TABLE_REAL_TIME_PRIORITY
 
 
@@ -86,7 +87,7 @@ try:
     os.setpriority(os.PRIO_PROCESS, 0, int(sys.argv[1]))
 except PermissionError:
     print("unprivileged"); raise SystemExit
-from session.treatment_process import isolate
+from session.control_host import isolate
 isolate(2**32, -10)
 print(os.getpriority(os.PRIO_PROCESS, 0))
 """
@@ -108,8 +109,10 @@ def test_a_treatment_process_sets_its_priority_it_does_not_add_to_its_parents(
 
 AHEAD = """
 import sys
-from session.treatment_process import run_ahead
-print(run_ahead(float(sys.argv[1]), int(sys.argv[2])))
+from session.treatment_process import Ahead, Order
+order = Order("", "", "", "", "", "", -1, time_scale=float(sys.argv[1]),
+              real_time_priority=int(sys.argv[2]))
+print(Ahead().enter(order)[1])
 """
 
 

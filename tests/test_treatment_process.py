@@ -11,13 +11,14 @@ time; every supervisor bound keeps at least 0.3 s of real time, and every wait h
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import resource
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -28,6 +29,7 @@ from devices.clock import ScaledClock
 from devices.limits import blocking
 from devices.profiles import Region
 from devices.records import EventKind, Outcome
+from session.control_hosts import close_control_hosts
 from session.journal import journals
 from session.runner import Treatment, TreatmentResult
 from session.seal import verify
@@ -42,6 +44,13 @@ PARENT = Path(__file__).with_name("treatment_parent.py")
 HOLD_N = long_static_profile().hold_force_n
 HEAP_AT_START_UP = 20_000  # objects: a bare interpreter holds about 8,000, with the product 30,000
 pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(autouse=True)
+def fresh_control_host() -> Iterator[None]:
+    """Each case starts its own control host: one case kills it or tightens its memory limit."""
+    yield
+    close_control_hosts()
 
 
 def truth(model: TableModel, clock: ScaledClock) -> float:
@@ -120,7 +129,7 @@ async def test_a_session_runs_in_a_process_of_its_own_and_the_controls_reach_the
         await until(lambda: model.tension_n > 0.9 * HOLD_N, "the hold", treatment=task)
         pid = treatment.loop.pid
         assert pid is not None and pid != os.getpid()
-        assert "session.treatment_process" in command_line(pid)
+        assert "session.control_host" in command_line(pid)
         assert os.sched_getscheduler(pid) == os.SCHED_OTHER  # a scaled clock: no real time
 
         lower = replace(long_static_profile(), hold_force_n=HOLD_N - 60.0)
@@ -180,30 +189,94 @@ async def test_on_a_real_time_clock_the_treatment_runs_in_real_time_and_the_reco
         assert scheduling.startswith("niceness ")
 
 
-async def test_kill_9_of_the_treatment_process_releases_the_table_and_records_it_interrupted(
+async def test_kill_9_of_the_control_host_releases_every_table_and_records_each_interrupted(
     store: Store, context: SessionContext, tmp_path: Path
 ) -> None:
+    """Two sessions share the workstation's control host; killing it takes both, and each table
+    releases (its own watchdog) and each session is recorded as interrupted from its journal."""
     clock = ScaledClock(SCALE)
-    async with open_table("sim://lumbar", clock) as opened:
-        model = opened.models[1]
-        treatment = treatment_on(opened, store, context, clock, tmp_path)
-        task = asyncio.create_task(treatment.run())
-        await until(lambda: model.tension_n > 0.9 * HOLD_N, "the hold", treatment=task)
+    async with (
+        open_table("sim://lumbar", clock) as first,
+        open_table("sim://lumbar", clock) as second,
+    ):
+        models = [first.models[1], second.models[1]]
+        treatments = [treatment_on(o, store, context, clock, tmp_path) for o in (first, second)]
+        tasks = [asyncio.create_task(t.run()) for t in treatments]
+        for model, task in zip(models, tasks, strict=True):
+            await until(lambda m=model: m.tension_n > 0.9 * HOLD_N, "the hold", treatment=task)
         await asyncio.sleep(0.6)  # more than two journal flushes into the hold
-        pid = treatment.loop.pid
-        assert pid is not None
+        pid = treatments[0].loop.pid
+        assert pid is not None and treatments[1].loop.pid == pid
         os.kill(pid, signal.SIGKILL)
         killed_at = time.monotonic()
-        await until(lambda: truth(model, clock) < 1.0, "the release", WATCHDOG_REAL_S + 1.0)
+        for model in models:
+            await until(lambda m=model: truth(m, clock) < 1.0, "a release", WATCHDOG_REAL_S + 1.0)
         released_after = time.monotonic() - killed_at
-        result = await asyncio.wait_for(task, 60)
+        results = await asyncio.wait_for(asyncio.gather(*tasks), 60)
     assert released_after < WATCHDOG_REAL_S + 1.0
-    assert result.finished.outcome is Outcome.INTERRUPTED
-    assert "killed by signal 9" in result.finished.reason
-    row = store.get_session(result.session_id)
-    assert row.outcome == Outcome.INTERRUPTED.value and row.sealed_at is not None
-    assert row.sample_count > 0 and any(s.phase == "hold" for s in store.iter_samples(row.id))
-    assert verify(store, result.session_id).ok
+    for result in results:
+        assert result.finished.outcome is Outcome.INTERRUPTED
+        assert "killed by signal 9" in result.finished.reason
+        row = store.get_session(result.session_id)
+        assert row.outcome == Outcome.INTERRUPTED.value and row.sealed_at is not None
+        assert row.sample_count > 0 and any(s.phase == "hold" for s in store.iter_samples(row.id))
+        assert verify(store, result.session_id).ok
+    assert journals(tmp_path) == []
+
+
+def held_by(pid: int) -> list[str]:
+    """What the process's descriptors point at, other than its standard ones."""
+    found = []
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        if int(fd.name) > 2:
+            with contextlib.suppress(OSError):
+                found.append(os.readlink(fd))
+    return found
+
+
+def pipes(targets: list[str]) -> list[str]:
+    return [t for t in targets if t.startswith("pipe:")]
+
+
+async def test_sessions_in_one_host_end_on_their_own_and_it_lets_go_of_each(
+    store: Store, context: SessionContext, tmp_path: Path
+) -> None:
+    """A session that ends leaves the other one holding its table; the host then holds neither
+    the ended session's pipes nor its journal (the lease is the workstation's alone until it
+    seals), and once both have ended it holds no pipe and no journal at all."""
+    clock = ScaledClock(SCALE)
+    async with (
+        open_table("sim://lumbar", clock) as first,
+        open_table("sim://lumbar", clock) as second,
+    ):
+        models = [first.models[1], second.models[1]]
+        treatments = [treatment_on(o, store, context, clock, tmp_path) for o in (first, second)]
+        tasks = [asyncio.create_task(t.run()) for t in treatments]
+        for model, task in zip(models, tasks, strict=True):
+            await until(lambda m=model: m.tension_n > 0.9 * HOLD_N, "the hold", treatment=task)
+        pid = treatments[0].loop.pid
+        assert pid is not None and treatments[1].loop.pid == pid
+        assert len(pipes(held_by(pid))) == 4  # each session's commands and records
+
+        treatments[0].loop.stop("test: the first ends")
+        first_result = await asyncio.wait_for(tasks[0], 60)
+        assert first_result.finished.outcome is Outcome.STOPPED
+        assert models[0].released and not models[1].released
+        await asyncio.sleep(0.3)  # the second goes on holding
+        assert models[1].tension_n > 0.9 * HOLD_N and not tasks[1].done()
+        await until(lambda: len(pipes(held_by(pid))) == 2, "the host to let go of its pipes", 5)
+        held = held_by(pid)
+        assert not [t for t in held if first_result.session_id in t]
+        assert [t for t in held if treatments[1].session_id in t]  # its journal
+
+        treatments[1].loop.stop("test: the second ends")
+        second_result = await asyncio.wait_for(tasks[1], 60)
+        assert second_result.finished.outcome is Outcome.STOPPED
+        await until(lambda: not pipes(held_by(pid)), "the host to let go of the last pipes", 5)
+        assert not [t for t in held_by(pid) if str(tmp_path) in t]
+        assert treatments[1].loop.pid == pid and process_ended(pid) is False
+    for result in (first_result, second_result):
+        assert verify(store, result.session_id).ok
     assert journals(tmp_path) == []
 
 
