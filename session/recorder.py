@@ -16,7 +16,7 @@ journal is the session's lease: while this process holds it, no recovery takes t
 dead. If the journal itself cannot be written (the disk is full), ``on_failure`` asks the control
 loop to stop, and the records wait in memory until the disk takes them.
 
-When the control loop runs in a treatment process of its own (:mod:`session.treatment_process`),
+When the control loop runs in the treatment process (:mod:`session.control_host`),
 that process writes the journal (``journal_sink`` given): the recorder here only makes the journal
 up front, ingests it, and hands its own warnings to the sink to be journalled there.
 """

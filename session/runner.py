@@ -84,7 +84,7 @@ class TreatmentResult:
 class Treatment:
     """A session about to run: build it, subscribe views to ``stream``, then ``await run()``.
 
-    The control loop runs in a treatment process of its own (:mod:`session.treatment_process`),
+    The control loop runs in the workstation's treatment process (:mod:`session.control_host`),
     which opens the table again from its URL and owns the connection while the session runs; this
     process keeps the recorder, the lockout watch and the views, fed from ``stream``. ``loop``
     (a :class:`TreatmentProcess`) takes the operator's pause, resume, stop, release and settings

@@ -1,5 +1,6 @@
-"""A treatment runs in a process of its own (session.treatment_process), driven from the workstation
-through its channel, and either side dying leaves the table released and the session recorded.
+"""Treatments run in the workstation's treatment process (session.control_host), driven from the
+workstation through each session's channel, and either side dying leaves every table released and
+every session recorded.
 
 Every case drives a real simulated table over Modbus TCP on loopback, served from this test's
 process; what the table did is read from its model (the true cord tension), not from the host's

@@ -3,9 +3,9 @@
 Usage: python treatment_parent.py DB_URL PATIENT_ID CLINICIAN_ID WORKSTATION DATA_DIR TABLE_URL SCALE
 
 It claims the workstation identity kept in DATA_DIR, as every entry point does, and runs a long
-lumbar static session on the table at TABLE_URL (a simulator the test serves over loopback TCP) in a
-treatment process of its own. It prints ``RUN <run_id> <treatment pid>`` once the session has
-started, then ``S <seq>`` for each sample it receives.
+lumbar static session on the table at TABLE_URL (a simulator the test serves over loopback TCP) in
+its treatment process. It prints ``RUN <run_id> <treatment pid>`` once the session has started,
+then ``S <seq>`` for each sample it receives.
 """
 
 from __future__ import annotations

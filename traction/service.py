@@ -3,9 +3,9 @@
 One object owns what the HTTP API drives: the session database (created if empty, checked at start,
 and this workstation's sessions whose process is gone recovered), one connected table per
 configured table (sim:// tables get their simulator on a clock running ``settings.sim_time_scale``
-times faster), and at most one running treatment per table, several tables at once, each in a
-treatment process of its own (:mod:`session.treatment_process`), so no request, export or bug here
-can delay its ticks. A start is checked against the safety limits first and refused with every
+times faster), and at most one running treatment per table, several tables at once, all in the
+workstation's treatment process (:mod:`session.control_host`), apart from this one, so no request,
+export or bug here can delay their ticks. A start is checked against the safety limits first and refused with every
 violation. Views listen through a :class:`LatestQueue` each, so a slow screen never slows a table.
 On close every running treatment is released at once and awaited (so each is recorded and sealed),
 then the tables are closed.

@@ -104,8 +104,9 @@ class Settings(BaseModel):
         default=1024,
         ge=256,
         le=65536,
-        description="Address-space limit of each treatment process (its control loop); one "
-        "over it ends, its table released, without touching anything else",
+        description="Address-space limit of the treatment process (the control loops of every "
+        "running session); over it, a session's control loop can no longer obey its controls "
+        "and releases its table, and the workstation is untouched",
     )
     place_of_service: str = Field(default="11", pattern=r"^\d{2}$")
     clinic_file: Path | None = Field(

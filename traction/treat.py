@@ -90,8 +90,8 @@ async def treat(
     and ``session.lockouts.TableLocked`` when the table (``name``, default the URL) is locked by
     an unacknowledged trip.
 
-    The control loop runs in a treatment process of its own (``memory_limit_mb`` of address
-    space); Ctrl-C reaches this process only, which relays it.
+    The control loop runs in the treatment process (:mod:`session.control_host`,
+    ``memory_limit_mb`` of address space); Ctrl-C reaches this process only, which relays it.
 
     First the workstation's identity is claimed (made on the first start in ``data_dir``) and its
     sessions whose process is gone are recorded to their end (journal ingested, interrupted,
