@@ -1,19 +1,20 @@
-"""Treatments in processes of their own: how many tables at 50 Hz, and what a busy workstation costs.
+"""Treatments in the treatment process: how many tables at 50 Hz, and what a busy workstation costs.
 
 1. Capacity: N tables at 50 Hz with recording on (each a ``session.runner.Treatment``: its control
-   loop in a treatment process, journalled there, ingested into SQLite by this process), against a
+   loop in the workstation's treatment process, ``session.control_host``, a fresh one for each
+   run, journalled there, ingested into SQLite by this process), against a
    plain asyncio + pymodbus loop in one process doing the same traffic per tick (heartbeat write,
    target write, status read) on deadlines. Both count missed deadlines the same way: ticks skipped
    between consecutive readings (the loops skip late deadlines rather than burst). The simulators
    run in a process of their own, so they load both sides alike. The plain loop runs in a fresh
-   process of its own too, scheduled as a treatment process is (real time where allowed): this
+   process of its own too, scheduled as the treatment process is (real time where allowed): this
    process's heap (the store, earlier runs) and priority would otherwise count against it. Each
    count runs ``REPEATS`` times, alternating the sides, and the median is reported: on a shared
    two-core machine a single run of either side varies by a percent or more.
 2. A busy workstation: two sessions at 50 Hz while this (the workstation's) process is kept busy
    (``BUSY_MS`` of CPU-bound work holding the interpreter, every ``BUSY_EVERY_MS``, as a heavy HTTP
    request or a large export does), with the control loop in-process (``ControlLoop`` on this event
-   loop, as before) and in treatment processes. It stands in for the issue's 20 HTTP clients; it is
+   loop, as before) and in the treatment process. It stands in for the issue's 20 HTTP clients; it is
    not that load.
 
 Run from the repository root: ``.venv/bin/python bench/bench_isolation.py [SECONDS] [N ...]``
@@ -45,6 +46,7 @@ from devices.priority import run_in_real_time
 from devices.profiles import ForceProfile
 from devices.records import Record, Sample
 from devices.stream import Stream
+from session.control_hosts import close_control_hosts
 from session.db import make_engine, prepare
 from session.models import Discipline
 from session.runner import Treatment
@@ -68,7 +70,7 @@ PROFILE = ForceProfile.from_dict(
 )
 
 # The simulators stand in for tables, whose firmware has a processor of its own: they answer at a
-# table's priority (simulators/priority.py), as the treatment processes run, for both sides alike.
+# table's priority (simulators/priority.py), as the treatment process runs, for both sides alike.
 SERVE = """
 import asyncio, sys
 from simulators.priority import answer_like_a_table
@@ -142,8 +144,9 @@ def new_store(folder: Path) -> tuple[Store, SessionContext]:
     return store, SessionContext(patient.id or 0, clinician.id or 0, "bench", ("lumbar",))
 
 
-async def processes(urls: list[str], seconds: float, folder: Path) -> float:
-    """Missed deadlines (%) of one Treatment (treatment process, recording on) per table."""
+async def treatments(urls: list[str], seconds: float, folder: Path) -> float:
+    """Missed deadlines (%) of one Treatment (in the treatment process, recording on) per table,
+    in a treatment process started for this run and ended after it."""
     store, context = new_store(folder)
     clock = ScaledClock(1.0)
     since = clock.now() + WARMUP_S
@@ -172,6 +175,7 @@ async def processes(urls: list[str], seconds: float, folder: Path) -> float:
     for treatment in treatments:
         treatment.loop.release("bench over")
     await asyncio.gather(*tasks)
+    close_control_hosts()
     store.close()
     store.engine.dispose()
     return percent(gaps)
@@ -272,7 +276,7 @@ async def in_process(urls: list[str], seconds: float) -> float:
 
 
 async def plain_main() -> None:
-    """The plain loop's own process: scheduled as a treatment process on a x1 clock is."""
+    """The plain loop's own process: scheduled as the treatment process on a x1 clock is."""
     run_in_real_time(10)
     print(await plain_loop(sys.argv[3:], float(sys.argv[2])))
 
@@ -286,20 +290,20 @@ async def main() -> None:
     print(machine())
     print(f"\n### Tables at {HZ:g} Hz, {seconds:g} s each after {WARMUP_S:g} s warm-up\n")
     print(f"Missed deadlines, %: the median of {REPEATS} runs (the runs in brackets)\n")
-    print("| tables | treatment processes, recording | plain asyncio+pymodbus |")
+    print("| tables | treatment process, recording | plain asyncio+pymodbus |")
     print("|---|---|---|")
     with tempfile.TemporaryDirectory() as tmp:
         for n in counts:
-            isolated: list[float] = []
+            apart: list[float] = []
             plain: list[float] = []
             sims, urls = await simulators(n)
             try:
                 for r in range(REPEATS):
-                    isolated.append(await processes(urls, seconds, Path(tmp) / f"n{n}-{r}"))
+                    apart.append(await treatments(urls, seconds, Path(tmp) / f"n{n}-{r}"))
                     plain.append(await plain_process(urls, seconds))
             finally:
                 await stop_simulators(sims)
-            print(f"| {n} | {runs(isolated)} | {runs(plain)} |", flush=True)
+            print(f"| {n} | {runs(apart)} | {runs(plain)} |", flush=True)
 
         print(
             f"\n### Two sessions at {HZ:g} Hz while this process is busy "
@@ -314,8 +318,8 @@ async def main() -> None:
         try:
             inside = await in_process(urls, seconds)
             print(f"| in this process (ControlLoop, as before) | {inside:.2f} |", flush=True)
-            apart = await processes(urls, seconds, Path(tmp) / "busy")
-            print(f"| in treatment processes | {apart:.2f} |", flush=True)
+            outside = await treatments(urls, seconds, Path(tmp) / "busy")
+            print(f"| in the treatment process | {outside:.2f} |", flush=True)
         finally:
             stop.set()
             worker.join()
