@@ -28,7 +28,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import json
 import os
 import resource
 import signal
@@ -40,7 +39,7 @@ import structlog
 from devices.loop import ControlLoop
 from devices.priority import run_at_niceness
 from session.journal import MAX_LINE_BYTES
-from session.treatment_process import EXIT_ERROR, Ahead, Order, serve
+from session.treatment_process import EXIT_ERROR, Ahead, Order, Outbox, serve
 
 log = structlog.get_logger(__name__)
 
@@ -86,11 +85,10 @@ async def _session(fds: list[int], ahead: Ahead, running: set[ControlLoop]) -> N
             )
         except (ValueError, TypeError, KeyError) as exc:
             os.close(journal_fd)
-            message = f"unreadable order from the workstation: {exc}"
-            line = json.dumps({"k": "error", "message": message}) + "\n"
-            writer.write(line.encode() + json.dumps({"k": "end", "status": EXIT_ERROR}).encode())
-            writer.write(b"\n")
-            writer.close()
+            outbox = Outbox(writer)
+            outbox.send_doc({"k": "error", "message": f"unreadable order: {exc}"})
+            outbox.send_doc({"k": "end", "status": EXIT_ERROR})
+            await outbox.close()
             return
         await serve(order, reader, writer, ahead, running)
     except Exception:  # a bug: the session's channel closes without an end, so it counts as lost

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import resource
 import signal
@@ -30,7 +31,7 @@ from devices.clock import ScaledClock
 from devices.limits import blocking
 from devices.profiles import Region
 from devices.records import EventKind, Outcome
-from session.control_hosts import close_control_hosts
+from session.control_hosts import close_control_hosts, control_host
 from session.journal import journals
 from session.runner import Treatment, TreatmentResult
 from session.seal import verify
@@ -356,3 +357,27 @@ async def test_a_treatment_process_out_of_memory_ends_and_the_table_is_released(
     assert row.outcome == result.finished.outcome.value and row.sealed_at is not None
     assert row.sample_count > 0 and verify(store, result.session_id).ok
     assert journals(tmp_path) == []
+
+
+async def test_an_unreadable_order_is_answered_with_an_error_and_the_host_goes_on(
+    tmp_path: Path,
+) -> None:
+    """A session handed over with a line that is not an order ends at once with an error and
+    its exit status; the host lets go of its journal and stays up for the next session."""
+    host = control_host(1 << 30)
+    journal = os.open(tmp_path / "j", os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    commands_in, commands_out = os.pipe()
+    records_in, records_out = os.pipe()
+    try:
+        host.hand_over(commands_in, records_out, journal)
+    finally:
+        for fd in (commands_in, records_out, journal):
+            os.close(fd)
+    os.write(commands_out, b'{"not": "an order"}\n')
+    with os.fdopen(records_in, "rb") as records:
+        lines = await asyncio.wait_for(asyncio.to_thread(records.readlines), 30)
+    os.close(commands_out)
+    error, end = (json.loads(line) for line in lines)
+    assert error["k"] == "error" and error["message"].startswith("unreadable order: ")
+    assert end == {"k": "end", "status": 1}
+    assert host.alive() and not [t for t in held_by(host.pid) if str(tmp_path) in t]
