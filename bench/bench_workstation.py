@@ -4,9 +4,9 @@ Issue 12's target: two sessions at 50 Hz while 20 clients load the HTTP service 
 120-minute session is exported; at least 99.5% of ticks on time and no gap over two ticks.
 
 Everything is the product as a clinic runs it: ``traction serve`` in its own process (uvicorn, the
-workstation service, the recorder), each session in the treatment process it starts, two tables
+workstation service, the recorder), the sessions in the treatment process it starts, two tables
 on Modbus TCP served by simulators in a third process (a real table's firmware has a processor of
-its own; the simulators run at the treatment processes' raised priority). The store is a SQLite file that already holds a
+its own; the simulators run at the treatment process's raised priority). The store is a SQLite file that already holds a
 sealed and signed 120-minute session at 50 Hz (360,000 samples).
 
 Two runs of the same two 2-minute sessions (the shipped demo profile), one after the other:
