@@ -22,3 +22,11 @@ def set_aside_start_up_heap() -> int:
     gc.collect()
     gc.freeze()
     return gc.get_freeze_count()
+
+
+def set_aside_once() -> int:
+    """:func:`set_aside_start_up_heap` the first time it is called in this process; after that
+    only how many objects are set aside. For a process whose work comes and goes (the treatment
+    process runs session after session): what a finished piece of work leaves in a reference
+    cycle must stay collectable, and frozen objects never are."""
+    return gc.get_freeze_count() or set_aside_start_up_heap()

@@ -38,7 +38,7 @@ import structlog
 from devices.clock import ScaledClock
 from devices.contract import StopKind
 from devices.errors import TractionError
-from devices.heap import set_aside_start_up_heap
+from devices.heap import set_aside_once
 from devices.limits import PatientFacts, SafetyLimits
 from devices.loop import ControlLoop, StartRefused
 from devices.opening import open_device
@@ -352,9 +352,10 @@ async def serve(
         outbox.send_doc({"k": "end", "status": EXIT_ERROR})
         await outbox.close()
         return EXIT_ERROR
-    # Start-up is over: its heap would otherwise be traversed by every full collection, a pause
-    # of the whole process in the middle of a tick.
-    loop.extra["heap_set_aside"] = set_aside_start_up_heap()
+    # The host's start-up is over: its heap would otherwise be traversed by every full
+    # collection, a pause of every session in the middle of a tick. Set aside once only: a later
+    # session's start-up, and what an ended one leaves, must stay collectable.
+    loop.extra["heap_set_aside"] = set_aside_once()
     holds_real_time, loop.extra["scheduling"] = ahead.enter(order)
     stream.subscribe(journaller)
     journaller.stop_session = loop.request_stop
