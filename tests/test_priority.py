@@ -4,6 +4,7 @@ would starve the table's replies and the host would trip on readings the simulat
 
 from __future__ import annotations
 
+import ast
 import os
 import subprocess
 import sys
@@ -132,6 +133,37 @@ def test_a_treatment_runs_in_real_time_only_on_a_real_time_clock_and_says_how_it
         assert out == f"real-time (FIFO {priority})"
     else:  # a scaled clock, none asked for, or refused: the record says what it got instead
         assert out.startswith("niceness ")
+
+
+SHARED = """
+from devices.priority import scheduling
+from session.treatment_process import Ahead, Order
+real, scaled = (Order("", "", "", "", "", "", -1, time_scale=x) for x in (1.0, 4.0))
+ahead = Ahead()
+seen = [ahead.enter(real), ahead.enter(scaled), ahead.enter(real)]
+ahead.leave()  # one real-time session ends: another still holds a table at x1
+seen.append((None, scheduling()))
+ahead.leave()  # the last one ends (the scaled session goes on at its niceness)
+seen.append((None, scheduling()))
+print(seen)
+"""
+
+
+def test_the_treatment_process_runs_in_real_time_while_any_of_its_sessions_is_on_x1() -> None:
+    """Sessions share the treatment process: it stays in real time until the last session on a
+    x1 clock ends, whatever else it holds; a session on a scaled clock never holds it there."""
+    out = subprocess.run(
+        [sys.executable, "-c", SHARED], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    seen = ast.literal_eval(out)
+    assert [holds for holds, _ in seen] == [True, False, True, None, None]
+    ways = [way for _, way in seen]
+    if os.geteuid() == 0:  # allowed here
+        real_time = f"real-time (FIFO {Order.real_time_priority})"
+        assert ways[:4] == [real_time] * 4
+    else:  # refused: not an error
+        assert all(way.startswith("niceness ") for way in ways[:4])
+    assert ways[4].startswith("niceness ")
 
 
 LEAVE = """
