@@ -10,6 +10,8 @@ once its sessions have.
 from __future__ import annotations
 
 import asyncio
+import atexit
+import contextlib
 import socket
 import subprocess
 import sys
@@ -66,6 +68,13 @@ class ControlHost:
         self._socket.close()
         self._process.poll()
 
+    def reap(self, within: float) -> None:
+        """Wait up to ``within`` seconds for the host to end (it ends at once without sessions)."""
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self._process.wait(within)
+
+
+AT_EXIT_S = 2.0
 
 _hosts: dict[int, ControlHost] = {}
 _retired: list[ControlHost] = []  # closed, perhaps still finishing: kept until reaped
@@ -88,3 +97,13 @@ def close_control_hosts() -> None:
         _, host = _hosts.popitem()
         host.close()
         _retired.append(host)
+
+
+@atexit.register
+def _at_exit() -> None:
+    """The workstation is ending: close its end of every host's socket, and give each host a
+    moment to end (with no session left it ends at once; with sessions it stops and releases
+    them on its own, and this process does not wait for that)."""
+    close_control_hosts()
+    for host in _retired:
+        host.reap(AT_EXIT_S)
