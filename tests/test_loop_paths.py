@@ -254,20 +254,28 @@ async def test_a_second_cancel_while_releasing_still_releases_and_finishes(
     ("prepare", "reason"),
     [
         (
-            lambda m: setattr(m, "stop_switch_connected", False),
+            lambda m, now: setattr(m, "stop_switch_connected", False),
             "patient stop switch is not connected; connect it before treatment",
         ),
         (
-            lambda m: m.press_stop_switch(m._t),
+            lambda m, now: m.press_stop_switch(now),
             "patient stop switch is pressed; reset it and clear the fault",
         ),
         (
-            lambda m: setattr(m, "fault_code", FAULT_MOTOR),
+            lambda m, now: setattr(m, "fault_code", FAULT_MOTOR),
             "table reports a fault: motor driver fault; clear it first",
         ),
-        (lambda m: setattr(m, "running", True), "table is already running"),
+        (  # running for another host, whose heartbeats keep the table's watchdog quiet: its
+            # last one now, and its longest watchdog (10 s, half a second of real time at x20)
+            lambda m, now: (
+                m.set_heartbeat_timeout(10.0),
+                m.heartbeat(now),
+                setattr(m, "running", True),
+            ),
+            "table is already running",
+        ),
         (
-            lambda m: m.press_operator_stop(m._t),
+            lambda m, now: m.press_operator_stop(now),
             "the table's operator stop is pressed; reset it and clear the fault",
         ),
     ],
@@ -276,7 +284,7 @@ async def test_a_second_cancel_while_releasing_still_releases_and_finishes(
 async def test_a_table_that_is_not_ready_refuses_the_start_naming_why(
     rig: Rig, prepare: Any, reason: str
 ) -> None:
-    prepare(rig.model)
+    prepare(rig.model, rig.clock.now())
     targets_before = rig.model.target_n
     with pytest.raises(StartRefused) as info:
         await rig.loop().run()
