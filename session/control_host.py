@@ -38,8 +38,7 @@ import structlog
 
 from devices.loop import ControlLoop
 from devices.priority import run_at_niceness
-from session.journal import MAX_LINE_BYTES
-from session.treatment_process import EXIT_ERROR, Ahead, Order, Outbox, serve
+from session.treatment_process import EXIT_ERROR, Ahead, Order, Outbox, open_channel, serve
 
 log = structlog.get_logger(__name__)
 
@@ -58,26 +57,11 @@ def isolate(memory_limit_bytes: int, niceness: int) -> None:
     run_at_niceness(niceness)
 
 
-async def _pipes(
-    commands_fd: int, records_fd: int
-) -> tuple[asyncio.StreamReader, asyncio.StreamWriter, asyncio.BaseTransport]:
-    loop = asyncio.get_running_loop()
-    reader = asyncio.StreamReader(limit=MAX_LINE_BYTES)
-    incoming, _ = await loop.connect_read_pipe(
-        lambda: asyncio.StreamReaderProtocol(reader), os.fdopen(commands_fd, "rb", buffering=0)
-    )
-    transport, protocol = await loop.connect_write_pipe(
-        asyncio.streams.FlowControlMixin, os.fdopen(records_fd, "wb", buffering=0)
-    )
-    writer = asyncio.StreamWriter(transport, protocol, None, loop)
-    return reader, writer, incoming
-
-
 async def _session(fds: list[int], ahead: Ahead, running: set[ControlLoop]) -> None:
     """One session, from its handed-over descriptors to its end. The first line on its commands
     is its order."""
     commands_fd, records_fd, journal_fd = fds
-    reader, writer, incoming = await _pipes(commands_fd, records_fd)
+    reader, incoming, writer = await open_channel(commands_fd, records_fd)
     try:
         try:
             order = dataclasses.replace(

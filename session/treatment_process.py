@@ -27,6 +27,7 @@ import asyncio
 import base64
 import contextlib
 import json
+import os
 import pickle
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -47,7 +48,7 @@ from devices.profiles import ForceProfile
 from devices.records import Event, EventKind, Finished, Record, Sample
 from devices.stream import Stream
 from devices.units import ForceUnit
-from session.journal import Item, JournalWriter
+from session.journal import MAX_LINE_BYTES, Item, JournalWriter
 from session.numbered import NumberedEvent
 
 log = structlog.get_logger(__name__)
@@ -101,6 +102,24 @@ class Order:
     @classmethod
     def from_line(cls, line: bytes) -> Order:
         return cls(**json.loads(line))
+
+
+async def open_channel(
+    read_fd: int, write_fd: int
+) -> tuple[asyncio.StreamReader, asyncio.BaseTransport, asyncio.StreamWriter]:
+    """One side of a session's channel, over the pipe ends it holds (both now owned by the
+    streams): the lines it reads, the transport under them (to close when the side is done) and
+    the lines it writes. The workstation reads records and writes commands; the host the other way
+    round."""
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader(limit=MAX_LINE_BYTES)
+    incoming, _ = await loop.connect_read_pipe(
+        lambda: asyncio.StreamReaderProtocol(reader), os.fdopen(read_fd, "rb", buffering=0)
+    )
+    transport, protocol = await loop.connect_write_pipe(
+        asyncio.streams.FlowControlMixin, os.fdopen(write_fd, "wb", buffering=0)
+    )
+    return reader, incoming, asyncio.StreamWriter(transport, protocol, None, loop)
 
 
 class Ahead:

@@ -34,9 +34,9 @@ from devices.records import Event, EventKind, Finished, Record, Started
 from devices.stream import Stream
 from devices.units import ForceUnit
 from session.control_hosts import ControlHost, control_host
-from session.journal import MAX_LINE_BYTES, decode
+from session.journal import decode
 from session.numbered import NumberedEvent
-from session.treatment_process import EXIT_ERROR, Order, pack
+from session.treatment_process import EXIT_ERROR, Order, open_channel, pack
 
 log = structlog.get_logger(__name__)
 
@@ -251,15 +251,7 @@ class TreatmentProcess:
         finally:
             os.close(commands_in)
             os.close(records_out)
-        loop = asyncio.get_running_loop()
-        reader = asyncio.StreamReader(limit=MAX_LINE_BYTES)
-        incoming, _ = await loop.connect_read_pipe(
-            lambda: asyncio.StreamReaderProtocol(reader), os.fdopen(records_in, "rb", buffering=0)
-        )
-        transport, protocol = await loop.connect_write_pipe(
-            asyncio.streams.FlowControlMixin, os.fdopen(commands_out, "wb", buffering=0)
-        )
-        return reader, incoming, asyncio.StreamWriter(transport, protocol, None, loop)
+        return await open_channel(records_in, commands_out)
 
     async def _relay(
         self, records: asyncio.StreamReader, end: ProcessEnd, until_finished: bool
