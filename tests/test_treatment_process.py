@@ -20,7 +20,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -191,24 +191,36 @@ async def test_on_a_real_time_clock_the_treatment_runs_in_real_time_and_the_reco
         assert scheduling.startswith("niceness ")
 
 
+@contextlib.asynccontextmanager
+async def two_holding(
+    store: Store, context: SessionContext, clock: ScaledClock, journal_dir: Path
+) -> AsyncIterator[
+    tuple[list[TableModel], list[Treatment], list[asyncio.Task[TreatmentResult]], int]
+]:
+    """Two simulated tables, each holding a session, both sessions in one control host: the
+    tables' models, the treatments, their tasks and the host's pid."""
+    async with (
+        open_table("sim://lumbar", clock) as first,
+        open_table("sim://lumbar", clock) as second,
+    ):
+        models = [first.models[1], second.models[1]]
+        treatments = [treatment_on(o, store, context, clock, journal_dir) for o in (first, second)]
+        tasks = [asyncio.create_task(t.run()) for t in treatments]
+        for model, task in zip(models, tasks, strict=True):
+            await until(lambda m=model: m.tension_n > 0.9 * HOLD_N, "the hold", treatment=task)
+        pid = treatments[0].loop.pid
+        assert pid is not None and treatments[1].loop.pid == pid
+        yield models, treatments, tasks, pid
+
+
 async def test_kill_9_of_the_control_host_releases_every_table_and_records_each_interrupted(
     store: Store, context: SessionContext, tmp_path: Path
 ) -> None:
     """Two sessions share the workstation's control host; killing it takes both, and each table
     releases (its own watchdog) and each session is recorded as interrupted from its journal."""
     clock = ScaledClock(SCALE)
-    async with (
-        open_table("sim://lumbar", clock) as first,
-        open_table("sim://lumbar", clock) as second,
-    ):
-        models = [first.models[1], second.models[1]]
-        treatments = [treatment_on(o, store, context, clock, tmp_path) for o in (first, second)]
-        tasks = [asyncio.create_task(t.run()) for t in treatments]
-        for model, task in zip(models, tasks, strict=True):
-            await until(lambda m=model: m.tension_n > 0.9 * HOLD_N, "the hold", treatment=task)
+    async with two_holding(store, context, clock, tmp_path) as (models, treatments, tasks, pid):
         await asyncio.sleep(0.6)  # more than two journal flushes into the hold
-        pid = treatments[0].loop.pid
-        assert pid is not None and treatments[1].loop.pid == pid
         os.kill(pid, signal.SIGKILL)
         killed_at = time.monotonic()
         for model in models:
@@ -247,17 +259,7 @@ async def test_sessions_in_one_host_end_on_their_own_and_it_lets_go_of_each(
     the ended session's pipes nor its journal (the lease is the workstation's alone until it
     seals), and once both have ended it holds no pipe and no journal at all."""
     clock = ScaledClock(SCALE)
-    async with (
-        open_table("sim://lumbar", clock) as first,
-        open_table("sim://lumbar", clock) as second,
-    ):
-        models = [first.models[1], second.models[1]]
-        treatments = [treatment_on(o, store, context, clock, tmp_path) for o in (first, second)]
-        tasks = [asyncio.create_task(t.run()) for t in treatments]
-        for model, task in zip(models, tasks, strict=True):
-            await until(lambda m=model: m.tension_n > 0.9 * HOLD_N, "the hold", treatment=task)
-        pid = treatments[0].loop.pid
-        assert pid is not None and treatments[1].loop.pid == pid
+    async with two_holding(store, context, clock, tmp_path) as (models, treatments, tasks, pid):
         assert len(pipes(held_by(pid))) == 4  # each session's commands and records
 
         treatments[0].loop.stop("test: the first ends")
