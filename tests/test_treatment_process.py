@@ -238,6 +238,26 @@ async def test_kill_9_of_the_control_host_releases_every_table_and_records_each_
     assert journals(tmp_path) == []
 
 
+async def test_sigterm_to_the_control_host_releases_every_table_at_once(
+    store: Store, context: SessionContext, tmp_path: Path
+) -> None:
+    """A service manager's SIGTERM to the host: each of its sessions lets go of its table at
+    once (no ramp-down), and each is recorded as stopped for that reason, sealed; the host stays
+    up."""
+    clock = ScaledClock(SCALE)
+    async with two_holding(store, context, clock, tmp_path) as (models, treatments, tasks, pid):
+        os.kill(pid, signal.SIGTERM)
+        for model in models:
+            await until(lambda m=model: truth(m, clock) < 1.0, "a release", WATCHDOG_REAL_S)
+        results = await asyncio.wait_for(asyncio.gather(*tasks), 60)
+        assert not process_ended(pid)
+    for result in results:
+        assert result.finished.outcome is Outcome.STOPPED
+        assert result.finished.reason == "control process terminated (SIGTERM)"
+        assert verify(store, result.session_id).ok
+    assert journals(tmp_path) == []
+
+
 def held_by(pid: int) -> list[str]:
     """What the process's descriptors point at, other than its standard ones."""
     found = []
